@@ -1,0 +1,3 @@
+//! Homes for private keys, each implementing [`crate::keys::KeyBackend`].
+
+pub mod software;

@@ -1,0 +1,14 @@
+//! gRPC handlers: thin translations between proto messages and the domain.
+//!
+//! Handlers decode and validate input, call [`crate::keys::KeyManager`] or the
+//! keystore, and map errors through the one `From<Error> for Status`. They never
+//! touch private key material.
+
+mod convert;
+mod keys;
+mod session;
+mod signing;
+
+pub use keys::KeysService;
+pub use session::SessionService;
+pub use signing::SigningService;
