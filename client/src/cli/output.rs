@@ -1,0 +1,94 @@
+//! How keys and statuses are printed, for people and as JSON.
+
+use serde_json::{json, Value};
+use tufkey::proto;
+
+/// The JSON object every key command prints.
+pub fn key_json(key: &proto::Key) -> Value {
+    let tuf_key: Value = serde_json::from_str(&key.tuf_key_json).unwrap_or(Value::Null);
+    json!({
+        "keyid": key.keyid,
+        "notary_keyid": key.notary_keyid,
+        "gun": key.gun,
+        "role": key.role,
+        "scheme": key.scheme,
+        "public_pem": key.public_pem,
+        "tuf_key": tuf_key,
+        "backend": backend_name(key.backend),
+        "created_at": key.created_at,
+        "exportable": key.exportable,
+        "available": key.available,
+    })
+}
+
+/// A multi-line description for people.
+pub fn key_text(key: &proto::Key) -> String {
+    format!(
+        "keyid:        {}\nnotary keyid: {}\ngun:          {}\nrole:         {}\nbackend:      {}\ncreated:      {}\nexportable:   {}\navailable:    {}\n{}",
+        key.keyid,
+        key.notary_keyid,
+        key.gun,
+        key.role,
+        backend_name(key.backend),
+        key.created_at,
+        key.exportable,
+        key.available,
+        key.public_pem.trim_end()
+    )
+}
+
+/// One line per key in `key list`.
+pub fn key_line(key: &proto::Key) -> String {
+    format!(
+        "{}  {:<10} {:<9} {}",
+        key.keyid,
+        key.role,
+        backend_name(key.backend),
+        key.gun
+    )
+}
+
+pub fn status_json(status: &proto::StatusResponse) -> Value {
+    json!({
+        "locked": status.locked,
+        "key_count": status.key_count,
+        "store": status.store,
+        "passphrase_source": status.passphrase_source,
+        "unreadable_files": status.unreadable_files,
+        "version": status.version,
+    })
+}
+
+pub fn status_text(status: &proto::StatusResponse) -> String {
+    let mut text = format!(
+        "tufkeyd {}\nkeystore: {} ({})\nkeys:     {}",
+        status.version,
+        status.store,
+        if status.locked {
+            "locked: run `tufkey unlock`".to_string()
+        } else {
+            format!("unlocked via {}", status.passphrase_source)
+        },
+        status.key_count
+    );
+    for file in &status.unreadable_files {
+        text.push_str(&format!("\nunreadable: {file}"));
+    }
+    text
+}
+
+fn backend_name(value: i32) -> &'static str {
+    match proto::Backend::try_from(value) {
+        Ok(proto::Backend::Yubikey) => "yubikey",
+        _ => "software",
+    }
+}
+
+/// Prints JSON or text.
+pub fn print(json: bool, value: Value, text: impl FnOnce() -> String) {
+    if json {
+        println!("{value}");
+    } else {
+        println!("{}", text());
+    }
+}

@@ -1,0 +1,186 @@
+//! [`Client`]: a typed async client for tufkeyd's `tufkey.v1` API.
+
+use crate::error::{Error, Result};
+use hyper_util::rt::TokioIo;
+use secrecy::{ExposeSecret, SecretString};
+use std::path::{Path, PathBuf};
+use tokio::net::UnixStream;
+use tonic::transport::{Channel, Endpoint, Uri};
+use tufkey_proto::v1 as pb;
+use tufkey_proto::v1::{
+    keys_client::KeysClient, session_client::SessionClient, signing_client::SigningClient,
+};
+
+/// The largest message the client sends or accepts; the daemon enforces its own limit.
+const MAX_MESSAGE_BYTES: usize = 1 << 30;
+
+/// The socket clients use: `TUFKEY_SOCK`, else `$XDG_RUNTIME_DIR/tufkey/tufkeyd.sock`,
+/// else `/run/tufkey/tufkeyd.sock` (the daemon's own default).
+pub fn default_socket_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("TUFKEY_SOCK").filter(|p| !p.is_empty()) {
+        return PathBuf::from(path);
+    }
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/run"))
+        .join("tufkey/tufkeyd.sock")
+}
+
+/// A connection to tufkeyd. Cheap to clone; clones share the connection.
+///
+/// ```no_run
+/// # async fn example() -> tufkey::Result<()> {
+/// let mut client = tufkey::Client::connect_unix(tufkey::default_socket_path()).await?;
+/// let key = client.generate_key("docker.io/acme/app", "targets").await?;
+/// let unsigned = br#"{"signed":{"_type":"targets","version":1},"signatures":[]}"#;
+/// let signed = client.sign_metadata(unsigned.to_vec(), vec![key.keyid.clone()]).await?;
+/// println!("{}", String::from_utf8_lossy(&signed));
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    keys: KeysClient<Channel>,
+    signing: SigningClient<Channel>,
+    session: SessionClient<Channel>,
+}
+
+impl Client {
+    /// Connects to the daemon's Unix socket.
+    pub async fn connect_unix(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        let connect_to = path.clone();
+        // The URI is required by tonic but unused: every connection goes to the socket.
+        let channel = Endpoint::from_static("http://tufkeyd.invalid")
+            .connect_with_connector(tower::service_fn(move |_: Uri| {
+                let path = connect_to.clone();
+                async move { UnixStream::connect(path).await.map(TokioIo::new) }
+            }))
+            .await
+            .map_err(|error| Error::Connect {
+                path,
+                reason: source_chain(&error),
+            })?;
+        Ok(Self::from_channel(channel))
+    }
+
+    /// Wraps an established channel.
+    pub fn from_channel(channel: Channel) -> Self {
+        Client {
+            keys: KeysClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            signing: SigningClient::new(channel.clone())
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            session: SessionClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
+        }
+    }
+
+    /// Generates a key for `(gun, role)` in the daemon's default backend.
+    pub async fn generate_key(&mut self, gun: &str, role: &str) -> Result<pb::Key> {
+        self.generate(pb::GenerateKeyRequest {
+            gun: gun.into(),
+            role: role.into(),
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Generates a key with every option of the request.
+    pub async fn generate(&mut self, request: pb::GenerateKeyRequest) -> Result<pb::Key> {
+        Ok(self.keys.generate_key(request).await?.into_inner())
+    }
+
+    /// Lists keys; empty strings match everything.
+    pub async fn list_keys(&mut self, gun: &str, role: &str) -> Result<Vec<pb::Key>> {
+        let request = pb::ListKeysRequest {
+            gun: gun.into(),
+            role: role.into(),
+        };
+        Ok(self.keys.list_keys(request).await?.into_inner().keys)
+    }
+
+    /// Looks a key up by TUF or Notary key ID.
+    pub async fn get_key(&mut self, keyid: &str) -> Result<pb::Key> {
+        let request = pb::GetKeyRequest {
+            keyid: keyid.into(),
+        };
+        Ok(self.keys.get_key(request).await?.into_inner())
+    }
+
+    /// Deletes a key (the confirmation is the key ID itself).
+    pub async fn delete_key(&mut self, keyid: &str) -> Result<pb::Key> {
+        let request = pb::DeleteKeyRequest {
+            keyid: keyid.into(),
+            confirm: keyid.into(),
+        };
+        let deleted = self.keys.delete_key(request).await?.into_inner().deleted;
+        deleted.ok_or_else(|| Error::Usage("the daemon did not describe the deleted key".into()))
+    }
+
+    /// Signs raw bytes; returns the encoded signature.
+    pub async fn sign_raw(
+        &mut self,
+        keyid: &str,
+        payload: Vec<u8>,
+        format: pb::SignatureFormat,
+    ) -> Result<pb::SignRawResponse> {
+        let request = pb::SignRawRequest {
+            keyid: keyid.into(),
+            payload,
+            format: format as i32,
+        };
+        Ok(self.signing.sign_raw(request).await?.into_inner())
+    }
+
+    /// Signs a TUF metadata document with every key in `keyids`; returns the document.
+    pub async fn sign_metadata(
+        &mut self,
+        document: Vec<u8>,
+        keyids: Vec<String>,
+    ) -> Result<Vec<u8>> {
+        let request = pb::SignMetadataRequest { document, keyids };
+        Ok(self
+            .signing
+            .sign_metadata(request)
+            .await?
+            .into_inner()
+            .document)
+    }
+
+    /// Unlocks the keystore.
+    pub async fn unlock(&mut self, passphrase: &SecretString) -> Result<pb::StatusResponse> {
+        let request = pb::UnlockRequest {
+            passphrase: passphrase.expose_secret().to_owned(),
+        };
+        Ok(self.session.unlock(request).await?.into_inner())
+    }
+
+    /// Locks the keystore.
+    pub async fn lock(&mut self) -> Result<pb::StatusResponse> {
+        Ok(self.session.lock(pb::LockRequest {}).await?.into_inner())
+    }
+
+    /// The daemon's status.
+    pub async fn status(&mut self) -> Result<pb::StatusResponse> {
+        Ok(self
+            .session
+            .status(pb::StatusRequest {})
+            .await?
+            .into_inner())
+    }
+}
+
+fn source_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
+}

@@ -1,0 +1,13 @@
+//! Client library for tufkeyd, the TUF key daemon.
+//!
+//! [`Client`] speaks the `tufkey.v1` gRPC API over the daemon's Unix socket; the
+//! `tufkey` binary in this crate is a CLI on top of it.
+#![forbid(unsafe_code)]
+
+mod client;
+mod error;
+
+pub use client::{default_socket_path, Client};
+pub use error::{Error, Result};
+/// The generated `tufkey.v1` messages.
+pub use tufkey_proto::v1 as proto;
