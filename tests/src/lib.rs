@@ -1,5 +1,6 @@
 //! Shared harness for the end-to-end tests: starting the real daemon, running the
 //! real CLI, building TUF repositories and handing them to real verifiers.
 
+pub mod daemon;
 pub mod tuf_repo;
 pub mod verify;

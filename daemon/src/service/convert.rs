@@ -15,7 +15,7 @@ pub fn key_to_proto(keys: &KeyManager, record: &KeyRecord) -> pb::Key {
         role: record.role.to_string(),
         scheme: key_json::TUF_SCHEME.into(),
         public_pem: key_json::public_key_pem(&record.public_key),
-        tuf_key_json: key_json::tuf_key_canonical(&record.public_key),
+        tuf_key_json: key_json::tuf_key_json(&record.public_key).to_string(),
         backend: backend_to_proto(record.backend) as i32,
         created_at: record.created_at.clone(),
         exportable: record.exportable,

@@ -1,0 +1,299 @@
+//! The real `tufkeyd` and `tufkey` binaries, driven as a user would: a daemon on a
+//! temporary socket and store, and CLI invocations against it.
+//!
+//! Binaries come from `$TUFKEY_BIN_DIR`, else `<workspace>/target/debug` (the test
+//! script runs `cargo build --bins` first).
+
+use crate::verify::workspace_root;
+use std::fs;
+use std::io::Write;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// The passphrase test daemons use unless a test says otherwise.
+pub const TEST_PASSPHRASE: &str = "correct horse battery staple 42";
+
+/// Where `tufkeyd` and `tufkey` live.
+pub fn bin_dir() -> PathBuf {
+    match std::env::var_os("TUFKEY_BIN_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => workspace_root().join("target").join("debug"),
+    }
+}
+
+/// How to start a daemon.
+#[derive(Clone, Debug)]
+pub struct DaemonOptions {
+    /// `TUFKEY_PASSPHRASE` for the daemon; `None` leaves it unset.
+    pub passphrase: Option<String>,
+    /// Whether the OS keyring may be used.
+    pub keyring: bool,
+    /// Extra flags.
+    pub args: Vec<String>,
+    /// `RUST_LOG` for the daemon.
+    pub log_level: String,
+}
+
+impl Default for DaemonOptions {
+    fn default() -> Self {
+        DaemonOptions {
+            passphrase: Some(TEST_PASSPHRASE.into()),
+            keyring: false,
+            args: Vec::new(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// A running `tufkeyd`, killed on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    pub socket: PathBuf,
+    pub store: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts a daemon on `socket` with its store at `store` and waits until it
+    /// accepts connections. Its stderr goes to `store`'s sibling `tufkeyd.log`.
+    pub fn start(socket: &Path, store: &Path, options: &DaemonOptions) -> Daemon {
+        let log = store.with_extension("log");
+        let log_file = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open daemon log");
+        let mut command = Command::new(bin_dir().join("tufkeyd"));
+        command
+            .arg("--socket")
+            .arg(socket)
+            .arg("--store")
+            .arg(store)
+            .args(&options.args)
+            .env("RUST_LOG", &options.log_level)
+            .env_remove("TUFKEY_PASSPHRASE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file);
+        if !options.keyring {
+            command.arg("--no-keyring");
+        }
+        if let Some(passphrase) = &options.passphrase {
+            command.env("TUFKEY_PASSPHRASE", passphrase);
+        }
+        let child = command
+            .spawn()
+            .expect("spawn tufkeyd (run `cargo build --bins` first)");
+        let mut daemon = Daemon {
+            child: Some(child),
+            socket: socket.to_path_buf(),
+            store: store.to_path_buf(),
+            log,
+        };
+        daemon.wait_until_listening();
+        daemon
+    }
+
+    fn wait_until_listening(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if UnixStream::connect(&self.socket).is_ok() {
+                return;
+            }
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "tufkeyd exited with {status} before listening; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!(
+            "tufkeyd did not listen within 30 s; log:\n{}",
+            self.log_text()
+        );
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon running").id()
+    }
+
+    /// Everything the daemon logged so far.
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Runs `tufkey --socket SOCKET ARGS...`.
+    pub fn cli(&self, args: &[&str]) -> CliOutput {
+        cli(&self.socket, args, None)
+    }
+
+    /// Runs the CLI with `stdin` fed to it.
+    pub fn cli_with_stdin(&self, args: &[&str], stdin: &[u8]) -> CliOutput {
+        cli(&self.socket, args, Some(stdin))
+    }
+
+    /// Runs the CLI and insists it succeeds.
+    pub fn cli_ok(&self, args: &[&str]) -> CliOutput {
+        let output = self.cli(args);
+        assert!(output.success, "tufkey {args:?} failed: {}", output.stderr);
+        output
+    }
+
+    /// Generates a key and returns its `--json` description.
+    pub fn generate(&self, gun: &str, role: &str) -> serde_json::Value {
+        self.cli_ok(&["--json", "key", "generate", "--gun", gun, "--role", role])
+            .json()
+    }
+
+    /// SIGTERM, and wait for a clean exit.
+    pub fn stop(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let status = child.wait().expect("wait for tufkeyd");
+            assert!(
+                status.success(),
+                "tufkeyd exited with {status} on SIGTERM; log:\n{}",
+                self.log_text()
+            );
+        }
+    }
+
+    /// SIGKILL, no cleanup: what a crash or power cut looks like to the store.
+    pub fn kill9(mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// What one CLI run produced.
+#[derive(Debug)]
+pub struct CliOutput {
+    pub success: bool,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOutput {
+    fn from_output(output: Output) -> Self {
+        CliOutput {
+            success: output.status.success(),
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// stdout parsed as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {:?}", self.stdout))
+    }
+
+    /// Asserts failure with a one-line reason containing `needle`.
+    pub fn assert_fails_with(&self, needle: &str) {
+        assert!(
+            !self.success,
+            "expected failure, got success: {}",
+            self.stdout
+        );
+        assert_ne!(self.code, Some(0));
+        assert!(
+            self.stderr.contains(needle),
+            "stderr does not mention {needle:?}: {}",
+            self.stderr
+        );
+        assert_eq!(
+            self.stderr.trim_end().lines().count(),
+            1,
+            "reason is not one line: {}",
+            self.stderr
+        );
+    }
+}
+
+/// Runs `tufkey --socket SOCKET ARGS...`, optionally feeding stdin.
+pub fn cli(socket: &Path, args: &[&str], stdin: Option<&[u8]>) -> CliOutput {
+    let mut command = Command::new(bin_dir().join("tufkey"));
+    command
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .expect("spawn tufkey (run `cargo build --bins` first)");
+    if let Some(bytes) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(bytes)
+            .expect("write stdin");
+    }
+    CliOutput::from_output(child.wait_with_output().expect("wait for tufkey"))
+}
+
+/// A temporary directory with a socket path and a store path inside.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Self {
+        Sandbox {
+            dir: tempfile::tempdir().expect("tempdir"),
+        }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("tufkeyd.sock")
+    }
+
+    pub fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Starts a daemon on this sandbox's socket and store.
+    pub fn start(&self, options: &DaemonOptions) -> Daemon {
+        Daemon::start(&self.socket(), &self.store(), options)
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
