@@ -4,6 +4,7 @@ use crate::error::{Error, Result};
 use crate::transport::unix::default_socket_path;
 use clap::Parser;
 use serde::Deserialize;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -21,7 +22,8 @@ const DEFAULT_IDLE_LOCK_SECS: u64 = 15 * 60;
 #[command(name = "tufkeyd", version)]
 pub struct Args {
     /// TOML file with any of: socket, store, allow_uids, max_message_bytes,
-    /// idle_lock_secs, keyring. Flags override it.
+    /// idle_lock_secs, keyring, listen_tcp, tls_cert, tls_key, tls_client_ca,
+    /// tls_allowed_subjects. Flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -49,6 +51,28 @@ pub struct Args {
     /// Never read or write the keystore passphrase in the OS keyring.
     #[arg(long)]
     pub no_keyring: bool,
+
+    /// Also listen on TCP with mutual TLS (e.g. 127.0.0.1:7899), serving the native
+    /// API and the Notary signer API; needs --tls-cert, --tls-key and --tls-client-ca.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen_tcp: Option<String>,
+
+    /// PEM certificate (chain) the TCP listener presents.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
+    /// PEM CA certificate(s): TCP clients must present a certificate issued by one.
+    #[arg(long, value_name = "FILE")]
+    pub tls_client_ca: Option<PathBuf>,
+
+    /// A client certificate subject common name allowed over TCP (repeatable)
+    /// [default: any certificate from --tls-client-ca].
+    #[arg(long = "tls-allow-subject", value_name = "CN")]
+    pub tls_allowed_subjects: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,6 +84,25 @@ struct FileConfig {
     max_message_bytes: Option<usize>,
     idle_lock_secs: Option<u64>,
     keyring: Option<bool>,
+    listen_tcp: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    tls_client_ca: Option<PathBuf>,
+    tls_allowed_subjects: Option<Vec<String>>,
+}
+
+/// The optional TCP listener: address, TLS identity, and who may connect.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TcpListenerConfig {
+    pub listen: SocketAddr,
+    /// PEM certificate chain the listener presents.
+    pub cert: PathBuf,
+    /// PEM private key of `cert`.
+    pub key: PathBuf,
+    /// PEM CA certificates that client certificates must chain to.
+    pub client_ca: PathBuf,
+    /// Client certificate subject CNs allowed; empty allows any certificate from `client_ca`.
+    pub allowed_subjects: Vec<String>,
 }
 
 /// The daemon's resolved configuration.
@@ -71,6 +114,8 @@ pub struct Config {
     pub max_message_bytes: usize,
     pub idle_timeout: Duration,
     pub use_keyring: bool,
+    /// `None`: no TCP listener (the default).
+    pub tcp: Option<TcpListenerConfig>,
 }
 
 impl Config {
@@ -80,6 +125,17 @@ impl Config {
             Some(path) => read_file_config(path)?,
             None => FileConfig::default(),
         };
+        let tcp = resolve_tcp(
+            args.listen_tcp.or(file.listen_tcp),
+            args.tls_cert.or(file.tls_cert),
+            args.tls_key.or(file.tls_key),
+            args.tls_client_ca.or(file.tls_client_ca),
+            if args.tls_allowed_subjects.is_empty() {
+                file.tls_allowed_subjects.unwrap_or_default()
+            } else {
+                args.tls_allowed_subjects
+            },
+        )?;
         let allow_uids = if !args.allow_uids.is_empty() {
             args.allow_uids
         } else {
@@ -106,8 +162,52 @@ impl Config {
                     .unwrap_or(DEFAULT_IDLE_LOCK_SECS),
             ),
             use_keyring: !args.no_keyring && file.keyring.unwrap_or(true),
+            tcp,
         })
     }
+}
+
+/// The TCP listener is all or nothing: an address needs every TLS file, and TLS
+/// settings without an address are a mistake worth naming.
+fn resolve_tcp(
+    listen: Option<String>,
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    allowed_subjects: Vec<String>,
+) -> Result<Option<TcpListenerConfig>> {
+    let Some(listen) = listen else {
+        if cert.is_some() || key.is_some() || client_ca.is_some() || !allowed_subjects.is_empty() {
+            return Err(Error::Config(
+                "TLS settings given without --listen-tcp (listen_tcp): add the address to listen on"
+                    .into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let required = |path: Option<PathBuf>, flag: &str| {
+        path.ok_or_else(|| {
+            Error::Config(format!(
+                "--listen-tcp needs {flag}: TCP is only served with mutual TLS"
+            ))
+        })
+    };
+    Ok(Some(TcpListenerConfig {
+        listen: resolve_address(&listen)?,
+        cert: required(cert, "--tls-cert (tls_cert)")?,
+        key: required(key, "--tls-key (tls_key)")?,
+        client_ca: required(client_ca, "--tls-client-ca (tls_client_ca)")?,
+        allowed_subjects,
+    }))
+}
+
+/// `HOST:PORT` to the first address it resolves to.
+fn resolve_address(text: &str) -> Result<SocketAddr> {
+    let bad = |reason: String| Error::Config(format!("--listen-tcp {text:?}: {reason}"));
+    text.to_socket_addrs()
+        .map_err(|error| bad(format!("{error} (expected HOST:PORT, e.g. 127.0.0.1:7899)")))?
+        .next()
+        .ok_or_else(|| bad("resolves to no address".into()))
 }
 
 fn read_file_config(path: &Path) -> Result<FileConfig> {
@@ -154,6 +254,64 @@ mod tests {
         assert_eq!(config.idle_timeout, Duration::from_secs(5));
         assert!(!config.use_keyring);
         assert_eq!(config.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+        assert_eq!(config.tcp, None, "TCP is off by default");
+    }
+
+    #[test]
+    fn tcp_listener_comes_from_the_file_with_flags_winning() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("tufkeyd.toml");
+        std::fs::write(
+            &file,
+            "listen_tcp = \"127.0.0.1:7899\"\ntls_cert = \"/f/signer.crt\"\ntls_key = \"/f/signer.key\"\n\
+             tls_client_ca = \"/f/ca.crt\"\ntls_allowed_subjects = [\"notary-server\"]\n",
+        )
+        .unwrap();
+        let args = Args::parse_from([
+            "tufkeyd",
+            "--config",
+            file.to_str().unwrap(),
+            "--tls-cert",
+            "/flag/signer.crt",
+        ]);
+        let tcp = Config::resolve(args).unwrap().tcp.unwrap();
+        assert_eq!(tcp.listen, "127.0.0.1:7899".parse().unwrap());
+        assert_eq!(tcp.cert, PathBuf::from("/flag/signer.crt"));
+        assert_eq!(tcp.key, PathBuf::from("/f/signer.key"));
+        assert_eq!(tcp.client_ca, PathBuf::from("/f/ca.crt"));
+        assert_eq!(tcp.allowed_subjects, vec!["notary-server".to_string()]);
+    }
+
+    #[test]
+    fn tcp_without_tls_files_or_tls_without_tcp_is_refused() {
+        let missing_ca = Config::resolve(Args::parse_from([
+            "tufkeyd",
+            "--listen-tcp",
+            "127.0.0.1:7899",
+            "--tls-cert",
+            "c",
+            "--tls-key",
+            "k",
+        ]))
+        .unwrap_err();
+        assert!(
+            missing_ca.to_string().contains("--tls-client-ca"),
+            "{missing_ca}"
+        );
+
+        let no_address =
+            Config::resolve(Args::parse_from(["tufkeyd", "--tls-cert", "c"])).unwrap_err();
+        assert!(
+            no_address.to_string().contains("--listen-tcp"),
+            "{no_address}"
+        );
+
+        let bad_address =
+            Config::resolve(Args::parse_from(["tufkeyd", "--listen-tcp", "nowhere"])).unwrap_err();
+        assert!(
+            bad_address.to_string().contains("HOST:PORT"),
+            "{bad_address}"
+        );
     }
 
     #[test]

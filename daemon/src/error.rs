@@ -52,6 +52,10 @@ pub enum Error {
     #[error("uid {uid} is not allowed to use this tufkeyd (allowed: {allowed}); the daemon's owner can add it with --allow-uid {uid}")]
     PeerNotAllowed { uid: u32, allowed: String },
 
+    /// A TLS client whose certificate subject is not on the allow-list.
+    #[error("client certificate subject CN={subject} is not allowed to use this tufkeyd (allowed: {allowed}); the daemon's owner can add it with --tls-allow-subject")]
+    SubjectNotAllowed { subject: String, allowed: String },
+
     /// The caller's credentials could not be established.
     #[error("cannot identify the caller: {0}")]
     PeerUnknown(String),
@@ -101,7 +105,9 @@ impl From<Error> for tonic::Status {
             Error::KeyNotFound(_) => Code::NotFound,
             Error::Locked | Error::Unavailable { .. } => Code::FailedPrecondition,
             Error::WrongPassphrase(_) => Code::Unauthenticated,
-            Error::PeerNotAllowed { .. } | Error::PeerUnknown(_) => Code::PermissionDenied,
+            Error::PeerNotAllowed { .. }
+            | Error::SubjectNotAllowed { .. }
+            | Error::PeerUnknown(_) => Code::PermissionDenied,
             Error::UnreadableKeyFile { .. } => Code::DataLoss,
             Error::Io { .. } | Error::Keyring(_) | Error::Config(_) | Error::Crypto(_) => {
                 Code::Internal

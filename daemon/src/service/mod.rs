@@ -6,9 +6,11 @@
 
 mod convert;
 mod keys;
+mod notary;
 mod session;
 mod signing;
 
 pub use keys::KeysService;
+pub use notary::{NotaryService, NOTARY_HEALTH_SERVICES};
 pub use session::SessionService;
 pub use signing::SigningService;

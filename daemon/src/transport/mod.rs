@@ -1,4 +1,6 @@
-//! How callers reach the daemon: a Unix socket whose peers are checked by uid.
+//! How callers reach the daemon: a Unix socket whose peers are checked by uid, and
+//! an optional TCP listener with mutual TLS whose peers are checked by certificate.
 
 pub mod peer;
+pub mod tls;
 pub mod unix;

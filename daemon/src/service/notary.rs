@@ -1,0 +1,329 @@
+//! The Notary signer API (`proto.KeyManagement`, `proto.Signer`), wire-compatible
+//! with notary-signer so notary-server can keep its timestamp and snapshot keys here.
+//!
+//! Keys made through it are ordinary tufkey keys (gun + role, default backend) and are
+//! addressed by their Notary key ID. Sign hashes the content with SHA-256 and answers
+//! the raw 64-byte r||s. Differences from notary-signer 0.7, all deliberate: an
+//! unsupported algorithm is INVALID_ARGUMENT (notary-signer: UNKNOWN), an empty gun or
+//! role is refused (every tufkey key belongs to a collection and a role), and a
+//! request without a key ID is INVALID_ARGUMENT (notary-signer crashes).
+
+use crate::error::{Error, Result};
+use crate::keys::{KeyManager, KeyRecord, NewKey};
+use crate::tuf::key_json;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use tonic::{Request, Response, Status};
+use tufkey_proto::notary as pb;
+
+/// The only algorithm name Notary uses for ECDSA P-256 keys and signatures.
+const NOTARY_ECDSA: &str = "ecdsa";
+
+/// The health service names notary-server checks before trusting the signer.
+pub const NOTARY_HEALTH_SERVICES: [&str; 2] = [
+    "grpc.health.v1.Health.KeyManagement",
+    "grpc.health.v1.Health.Signer",
+];
+
+/// Handlers for both Notary services.
+#[derive(Clone)]
+pub struct NotaryService {
+    keys: Arc<KeyManager>,
+}
+
+impl NotaryService {
+    pub fn new(keys: Arc<KeyManager>) -> Self {
+        NotaryService { keys }
+    }
+
+    /// Finds a key by the Notary key ID in a request.
+    fn find(&self, key_id: Option<&pb::KeyId>) -> Result<Arc<KeyRecord>> {
+        let key_id = key_id.ok_or_else(|| Error::invalid("keyID", "missing"))?;
+        if key_id.id.is_empty() {
+            return Err(Error::KeyNotFound("\"\"".into()));
+        }
+        self.keys.get(&key_id.id)
+    }
+}
+
+fn key_info(key: &KeyRecord) -> pb::KeyInfo {
+    pb::KeyInfo {
+        key_id: Some(pb::KeyId {
+            id: key.notary_keyid.clone(),
+        }),
+        algorithm: Some(ecdsa()),
+    }
+}
+
+fn ecdsa() -> pb::Algorithm {
+    pb::Algorithm {
+        algorithm: NOTARY_ECDSA.into(),
+    }
+}
+
+fn key_id_field(key_id: Option<&pb::KeyId>) -> &str {
+    key_id.map_or("", |key_id| key_id.id.as_str())
+}
+
+#[tonic::async_trait]
+impl pb::key_management_server::KeyManagement for NotaryService {
+    #[tracing::instrument(skip_all, fields(gun = %request.get_ref().gun, role = %request.get_ref().role))]
+    async fn create_key(
+        &self,
+        request: Request<pb::CreateKeyRequest>,
+    ) -> Result<Response<pb::PublicKey>, Status> {
+        let request = request.into_inner();
+        if request.algorithm != NOTARY_ECDSA {
+            return Err(Error::invalid(
+                "algorithm",
+                format!(
+                    "{:?} is not supported: tufkeyd creates ECDSA P-256 keys, algorithm \"{NOTARY_ECDSA}\"",
+                    request.algorithm
+                ),
+            )
+            .into());
+        }
+        let new_key = NewKey {
+            gun: request.gun.parse()?,
+            role: request.role.parse()?,
+            exportable: false,
+        };
+        let key = self.keys.generate(None, &new_key).await?;
+        Ok(Response::new(pb::PublicKey {
+            key_info: Some(key_info(&key)),
+            public_key: key_json::public_key_der(&key.public_key),
+        }))
+    }
+
+    /// Deleting a key that does not exist succeeds, as with notary-signer.
+    #[tracing::instrument(skip_all, fields(keyid = %request.get_ref().id))]
+    async fn delete_key(&self, request: Request<pb::KeyId>) -> Result<Response<pb::Void>, Status> {
+        match self.find(Some(request.get_ref())) {
+            Ok(key) => {
+                self.keys.delete(&key.keyid).await?;
+            }
+            Err(Error::KeyNotFound(_)) => {}
+            Err(error) => return Err(error.into()),
+        }
+        Ok(Response::new(pb::Void {}))
+    }
+
+    #[tracing::instrument(skip_all, fields(keyid = %request.get_ref().id))]
+    async fn get_key_info(
+        &self,
+        request: Request<pb::KeyId>,
+    ) -> Result<Response<pb::GetKeyInfoResponse>, Status> {
+        let key = self.find(Some(request.get_ref()))?;
+        Ok(Response::new(pb::GetKeyInfoResponse {
+            key_info: Some(key_info(&key)),
+            public_key: key_json::public_key_der(&key.public_key),
+            role: key.role.to_string(),
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::signer_server::Signer for NotaryService {
+    #[tracing::instrument(skip_all, fields(keyid = %key_id_field(request.get_ref().key_id.as_ref()), bytes = request.get_ref().content.len()))]
+    async fn sign(
+        &self,
+        request: Request<pb::SignatureRequest>,
+    ) -> Result<Response<pb::Signature>, Status> {
+        let request = request.into_inner();
+        let key = self.find(request.key_id.as_ref())?;
+        let digest: [u8; 32] = Sha256::digest(&request.content).into();
+        let signature = self.keys.sign_digest(&key, &digest).await?;
+        Ok(Response::new(pb::Signature {
+            key_info: Some(key_info(&key)),
+            algorithm: Some(ecdsa()),
+            content: signature.to_bytes().to_vec(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::{BackendKind, KeyBackend};
+    use async_trait::async_trait;
+    use p256::ecdsa::signature::hazmat::PrehashSigner;
+    use p256::ecdsa::signature::Verifier;
+    use p256::ecdsa::{Signature, SigningKey, VerifyingKey};
+    use p256::pkcs8::DecodePublicKey;
+    use pb::key_management_server::KeyManagement;
+    use pb::signer_server::Signer;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    use tonic::Code;
+
+    /// Keys in a map: enough to drive the handlers without a keystore.
+    #[derive(Default)]
+    struct MemoryBackend {
+        keys: Mutex<HashMap<String, SigningKey>>,
+    }
+
+    #[async_trait]
+    impl KeyBackend for MemoryBackend {
+        fn kind(&self) -> BackendKind {
+            BackendKind::Software
+        }
+
+        async fn load(&self) -> Result<Vec<KeyRecord>> {
+            Ok(Vec::new())
+        }
+
+        async fn generate(&self, new_key: &NewKey) -> Result<KeyRecord> {
+            let signing_key = SigningKey::random(&mut rand_core::OsRng);
+            let record = KeyRecord::new(
+                signing_key.verifying_key().into(),
+                new_key.gun.clone(),
+                new_key.role.clone(),
+                BackendKind::Software,
+                "2026-01-01T00:00:00Z".into(),
+                new_key.exportable,
+            );
+            self.keys
+                .lock()
+                .unwrap()
+                .insert(record.keyid.clone(), signing_key);
+            Ok(record)
+        }
+
+        async fn sign_digest(&self, key: &KeyRecord, digest: &[u8; 32]) -> Result<Signature> {
+            let keys = self.keys.lock().unwrap();
+            let signing_key = keys.get(&key.keyid).expect("key generated by this backend");
+            Ok(signing_key.sign_prehash(digest).unwrap())
+        }
+
+        async fn delete(&self, key: &KeyRecord) -> Result<()> {
+            self.keys.lock().unwrap().remove(&key.keyid);
+            Ok(())
+        }
+    }
+
+    async fn service() -> NotaryService {
+        let backend: Arc<dyn KeyBackend> = Arc::new(MemoryBackend::default());
+        NotaryService::new(Arc::new(KeyManager::new(vec![backend]).await.unwrap()))
+    }
+
+    async fn create(service: &NotaryService, algorithm: &str) -> Result<pb::PublicKey, Status> {
+        service
+            .create_key(Request::new(pb::CreateKeyRequest {
+                algorithm: algorithm.into(),
+                gun: "docker.io/acme/app".into(),
+                role: "timestamp".into(),
+            }))
+            .await
+            .map(Response::into_inner)
+    }
+
+    fn key_id(id: &str) -> pb::KeyId {
+        pb::KeyId { id: id.into() }
+    }
+
+    #[tokio::test]
+    async fn created_keys_are_tufkey_keys_named_by_their_notary_id() {
+        let service = service().await;
+        let created = create(&service, "ecdsa").await.unwrap();
+        let public_key = p256::PublicKey::from_public_key_der(&created.public_key).unwrap();
+        let id = created.key_info.unwrap().key_id.unwrap().id;
+        assert_eq!(id, key_json::notary_keyid(&public_key));
+
+        let record = service.keys.get(&id).unwrap();
+        assert_eq!(record.gun.as_str(), "docker.io/acme/app");
+        assert_eq!(record.role.as_str(), "timestamp");
+
+        let info = service
+            .get_key_info(Request::new(key_id(&id)))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(info.role, "timestamp");
+        assert_eq!(info.public_key, created.public_key);
+        assert_eq!(info.key_info.unwrap().algorithm.unwrap().algorithm, "ecdsa");
+    }
+
+    #[tokio::test]
+    async fn sign_answers_raw_r_s_over_sha256_of_the_content() {
+        let service = service().await;
+        let created = create(&service, "ecdsa").await.unwrap();
+        let id = created.key_info.unwrap().key_id.unwrap().id;
+        let content = b"{\"_type\":\"timestamp\"}".to_vec();
+        let signature = service
+            .sign(Request::new(pb::SignatureRequest {
+                key_id: Some(key_id(&id)),
+                content: content.clone(),
+            }))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(signature.algorithm.unwrap().algorithm, "ecdsa");
+        assert_eq!(signature.content.len(), 64);
+        let verifying_key = VerifyingKey::from_public_key_der(&created.public_key).unwrap();
+        verifying_key
+            .verify(
+                &content,
+                &Signature::from_slice(&signature.content).unwrap(),
+            )
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn other_algorithms_are_refused_by_name() {
+        let status = create(&service().await, "rsa").await.unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("\"rsa\""), "{}", status.message());
+        assert!(
+            status.message().contains("\"ecdsa\""),
+            "{}",
+            status.message()
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_empty_and_missing_key_ids_fail_cleanly() {
+        let service = service().await;
+        for id in ["feedface", ""] {
+            let status = service
+                .sign(Request::new(pb::SignatureRequest {
+                    key_id: Some(key_id(id)),
+                    content: Vec::new(),
+                }))
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), Code::NotFound, "{id:?}");
+            let status = service
+                .get_key_info(Request::new(key_id(id)))
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), Code::NotFound, "{id:?}");
+        }
+        let missing = service
+            .sign(Request::new(pb::SignatureRequest {
+                key_id: None,
+                content: Vec::new(),
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(missing.code(), Code::InvalidArgument);
+    }
+
+    #[tokio::test]
+    async fn delete_removes_the_key_and_unknown_ids_are_ok() {
+        let service = service().await;
+        let id = create(&service, "ecdsa")
+            .await
+            .unwrap()
+            .key_info
+            .unwrap()
+            .key_id
+            .unwrap()
+            .id;
+        service.delete_key(Request::new(key_id(&id))).await.unwrap();
+        assert!(service.keys.get(&id).is_err());
+        service
+            .delete_key(Request::new(key_id("feedface")))
+            .await
+            .unwrap();
+    }
+}
