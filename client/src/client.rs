@@ -1,11 +1,13 @@
-//! [`Client`]: a typed async client for tufkeyd's `tufkey.v1` API.
+//! [`Client`]: a typed async client for tufkeyd's `tufkey.v1` API, over the Unix
+//! socket or over TCP with mutual TLS ([`Client::tls_channel`]).
 
 use crate::error::{Error, Result};
 use hyper_util::rt::TokioIo;
 use secrecy::{ExposeSecret, SecretString};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tokio::net::UnixStream;
-use tonic::transport::{Channel, Endpoint, Uri};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
 use tufkey_proto::v1 as pb;
 use tufkey_proto::v1::{
     keys_client::KeysClient, session_client::SessionClient, signing_client::SigningClient,
@@ -13,6 +15,9 @@ use tufkey_proto::v1::{
 
 /// The largest message the client sends or accepts; the daemon enforces its own limit.
 const MAX_MESSAGE_BYTES: usize = 1 << 30;
+
+/// How long to wait for a TCP connection and its TLS handshake.
+const TLS_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The socket clients use: `TUFKEY_SOCK`, else `$XDG_RUNTIME_DIR/tufkey/tufkeyd.sock`,
 /// else `/run/tufkey/tufkeyd.sock` (the daemon's own default).
@@ -62,6 +67,57 @@ impl Client {
                 reason: source_chain(&error),
             })?;
         Ok(Self::from_channel(channel))
+    }
+
+    /// Connects to a tufkeyd TCP listener (`https://HOST:PORT`) with mutual TLS: `ca`
+    /// verifies the daemon's certificate, `cert` + `key` (PEM) identify this client.
+    pub async fn connect_tls(
+        addr: &str,
+        ca: impl AsRef<Path>,
+        cert: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<Self> {
+        let channel =
+            Self::tls_channel(addr, ca.as_ref(), Some((cert.as_ref(), key.as_ref()))).await?;
+        Ok(Self::from_channel(channel))
+    }
+
+    /// A TLS channel to `addr` (`https://HOST:PORT`), trusting only `ca` (PEM) for the
+    /// server's certificate and presenting `identity` (PEM certificate, key) if given.
+    /// Any gRPC client can use it: tufkeyd's native and Notary APIs, or notary-signer.
+    pub async fn tls_channel(
+        addr: &str,
+        ca: &Path,
+        identity: Option<(&Path, &Path)>,
+    ) -> Result<Channel> {
+        if !addr.starts_with("https://") {
+            return Err(Error::Usage(format!(
+                "--addr {addr:?}: expected https://HOST:PORT (TCP is only served with mutual TLS)"
+            )));
+        }
+        // Fails only when a provider is already installed, which is just as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(read_file(ca, "reading the TLS CA")?));
+        if let Some((cert, key)) = identity {
+            tls = tls.identity(Identity::from_pem(
+                read_file(cert, "reading the TLS client certificate")?,
+                read_file(key, "reading the TLS client key")?,
+            ));
+        }
+        let unreachable = |reason: String| {
+            Error::Usage(format!(
+                "cannot reach tufkeyd at {addr}: {reason} (check --addr, --ca, --cert and --key)"
+            ))
+        };
+        Endpoint::from_shared(addr.to_owned())
+            .map_err(|error| unreachable(source_chain(&error)))?
+            .connect_timeout(TLS_CONNECT_TIMEOUT)
+            .tls_config(tls)
+            .map_err(|error| unreachable(source_chain(&error)))?
+            .connect()
+            .await
+            .map_err(|error| unreachable(source_chain(&error)))
     }
 
     /// Wraps an established channel.
@@ -172,6 +228,10 @@ impl Client {
             .await?
             .into_inner())
     }
+}
+
+fn read_file(path: &Path, action: &'static str) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(Error::io(action, path))
 }
 
 fn source_chain(error: &dyn std::error::Error) -> String {

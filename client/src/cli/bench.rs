@@ -2,18 +2,31 @@
 //!
 //! N workers, each on its own connection, sign a fixed payload back to back for the
 //! given duration; the report gives throughput, latency percentiles and errors.
+//! `--protocol notary` speaks the Notary signer API (CreateKey once, then Sign), so
+//! the same tool drives tufkeyd and notary-signer with identical requests.
 
-use clap::Args;
+use super::{Target, TlsArgs, TlsTarget};
+use clap::{Args, ValueEnum};
 use serde_json::json;
-use std::path::Path;
 use std::time::{Duration, Instant};
+use tonic::transport::Channel;
 use tufkey::{proto, Client, Error, Result};
+use tufkey_proto::notary;
+use tufkey_proto::notary::{
+    key_management_client::KeyManagementClient, signer_client::SignerClient,
+};
 
 const BENCH_GUN: &str = "tufkey.bench/load";
 const BENCH_ROLE: &str = "targets";
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {
+    #[command(flatten)]
+    pub tls: TlsArgs,
+    /// Which API to call: tufkey's native SignRaw, or the Notary signer's Sign
+    /// (needs --addr; works against tufkeyd and notary-signer alike).
+    #[arg(long, value_enum, default_value_t = Protocol::Native)]
+    protocol: Protocol,
     /// Concurrent workers, each with its own connection.
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
@@ -25,6 +38,111 @@ pub struct BenchArgs {
     payload_bytes: usize,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Protocol {
+    /// `tufkey.v1.Signing/SignRaw` (TUF signature format).
+    Native,
+    /// `proto.Signer/Sign` with a key from `proto.KeyManagement/CreateKey`.
+    Notary,
+}
+
+impl Protocol {
+    fn name(self) -> &'static str {
+        match self {
+            Protocol::Native => "native",
+            Protocol::Notary => "notary",
+        }
+    }
+}
+
+/// One worker's connection and the key it signs with.
+enum SignerConnection {
+    Native {
+        client: Box<Client>,
+        keyid: String,
+    },
+    Notary {
+        client: SignerClient<Channel>,
+        key_id: notary::KeyId,
+    },
+}
+
+impl SignerConnection {
+    async fn sign(&mut self, payload: &[u8]) -> Result<()> {
+        match self {
+            SignerConnection::Native { client, keyid } => {
+                client
+                    .sign_raw(keyid, payload.to_vec(), proto::SignatureFormat::Tuf)
+                    .await?;
+            }
+            SignerConnection::Notary { client, key_id } => {
+                let request = notary::SignatureRequest {
+                    key_id: Some(key_id.clone()),
+                    content: payload.to_vec(),
+                };
+                client.sign(request).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The key every worker signs with: the native bench key, or a new Notary key.
+enum BenchKey {
+    Native(String),
+    Notary(notary::KeyId),
+}
+
+impl BenchKey {
+    async fn set_up(target: &Target, protocol: Protocol) -> Result<Self> {
+        match protocol {
+            Protocol::Native => Ok(BenchKey::Native(
+                bench_key(&mut target.connect().await?).await?,
+            )),
+            Protocol::Notary => {
+                let channel = notary_target(target)?.channel().await?;
+                let mut keys = KeyManagementClient::new(channel);
+                let created = keys
+                    .create_key(notary::CreateKeyRequest {
+                        algorithm: "ecdsa".into(),
+                        gun: BENCH_GUN.into(),
+                        role: BENCH_ROLE.into(),
+                    })
+                    .await?
+                    .into_inner();
+                created
+                    .key_info
+                    .and_then(|info| info.key_id)
+                    .map(BenchKey::Notary)
+                    .ok_or_else(|| Error::Usage("CreateKey answered without a key ID".into()))
+            }
+        }
+    }
+
+    async fn connect(&self, target: &Target) -> Result<SignerConnection> {
+        Ok(match self {
+            BenchKey::Native(keyid) => SignerConnection::Native {
+                client: Box::new(target.connect().await?),
+                keyid: keyid.clone(),
+            },
+            BenchKey::Notary(key_id) => SignerConnection::Notary {
+                client: SignerClient::new(notary_target(target)?.channel().await?),
+                key_id: key_id.clone(),
+            },
+        })
+    }
+}
+
+/// The Notary protocol is only spoken over TCP with mutual TLS.
+fn notary_target(target: &Target) -> Result<&TlsTarget> {
+    match target {
+        Target::Tls(tls) => Ok(tls),
+        Target::Unix(_) => Err(Error::Usage(
+            "--protocol notary needs --addr https://HOST:PORT --ca --cert --key".into(),
+        )),
+    }
+}
+
 /// What one worker saw.
 #[derive(Default)]
 struct WorkerReport {
@@ -33,26 +151,20 @@ struct WorkerReport {
     first_error: Option<String>,
 }
 
-pub async fn run(socket: &Path, args: BenchArgs, json: bool) -> Result<()> {
+pub async fn run(target: &Target, args: BenchArgs, json: bool) -> Result<()> {
     if args.concurrency == 0 || args.duration == 0 {
         return Err(Error::Usage(
             "--concurrency and --duration must be at least 1".into(),
         ));
     }
-    let mut setup = Client::connect_unix(socket).await?;
-    let keyid = bench_key(&mut setup).await?;
+    let key = BenchKey::set_up(target, args.protocol).await?;
     let payload = vec![0x5a; args.payload_bytes];
     let deadline = Instant::now() + Duration::from_secs(args.duration);
 
     let mut workers = Vec::with_capacity(args.concurrency);
     for _ in 0..args.concurrency {
-        let client = Client::connect_unix(socket).await?;
-        workers.push(tokio::spawn(worker(
-            client,
-            keyid.clone(),
-            payload.clone(),
-            deadline,
-        )));
+        let connection = key.connect(target).await?;
+        workers.push(tokio::spawn(worker(connection, payload.clone(), deadline)));
     }
     let started = Instant::now();
     let mut all = WorkerReport::default();
@@ -70,7 +182,7 @@ pub async fn run(socket: &Path, args: BenchArgs, json: bool) -> Result<()> {
     let p50 = percentile_ms(&all.latencies, 0.50);
     let p99 = percentile_ms(&all.latencies, 0.99);
     let report = json!({
-        "protocol": "native",
+        "protocol": args.protocol.name(),
         "concurrency": args.concurrency,
         "duration_secs": elapsed,
         "payload_bytes": args.payload_bytes,
@@ -85,8 +197,9 @@ pub async fn run(socket: &Path, args: BenchArgs, json: bool) -> Result<()> {
         println!("{report}");
     } else {
         println!(
-            "{} signs in {elapsed:.1}s at concurrency {}: {signs_per_sec:.0} signs/s, p50 {p50:.3} ms, p99 {p99:.3} ms, {} errors",
+            "{} {} signs in {elapsed:.1}s at concurrency {}: {signs_per_sec:.0} signs/s, p50 {p50:.3} ms, p99 {p99:.3} ms, {} errors",
             all.latencies.len(),
+            args.protocol.name(),
             args.concurrency,
             all.errors
         );
@@ -98,18 +211,14 @@ pub async fn run(socket: &Path, args: BenchArgs, json: bool) -> Result<()> {
 }
 
 async fn worker(
-    mut client: Client,
-    keyid: String,
+    mut connection: SignerConnection,
     payload: Vec<u8>,
     deadline: Instant,
 ) -> WorkerReport {
     let mut report = WorkerReport::default();
     while Instant::now() < deadline {
         let started = Instant::now();
-        match client
-            .sign_raw(&keyid, payload.clone(), proto::SignatureFormat::Tuf)
-            .await
-        {
+        match connection.sign(&payload).await {
             Ok(_) => report.latencies.push(started.elapsed()),
             Err(error) => {
                 report.errors += 1;

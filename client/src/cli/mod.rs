@@ -9,7 +9,7 @@ mod sign;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use tufkey::{Client, Result};
+use tufkey::{Client, Error, Result};
 
 /// tufkey: manage TUF keys held by tufkeyd and sign TUF metadata with them.
 #[derive(Debug, Parser)]
@@ -17,6 +17,8 @@ use tufkey::{Client, Result};
 pub struct Cli {
     #[command(flatten)]
     global: Global,
+    #[command(flatten)]
+    tls: TlsArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -29,6 +31,102 @@ struct Global {
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     json: bool,
+}
+
+/// TCP + mutual TLS instead of the Unix socket. These go before the command
+/// (`tufkey --addr ... key list`), since `sign --key` names a signing key; `bench`
+/// also takes them after its name.
+#[derive(Clone, Debug, Default, Args)]
+pub struct TlsArgs {
+    /// Reach tufkeyd over TCP with mutual TLS (needs --ca, --cert, --key).
+    #[arg(long, value_name = "https://HOST:PORT")]
+    addr: Option<String>,
+    /// PEM CA certificate that verifies the server's TLS certificate.
+    #[arg(long, value_name = "FILE")]
+    ca: Option<PathBuf>,
+    /// PEM client certificate to present.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// These settings, each falling back to `outer`'s.
+    pub fn or(self, outer: TlsArgs) -> TlsArgs {
+        TlsArgs {
+            addr: self.addr.or(outer.addr),
+            ca: self.ca.or(outer.ca),
+            cert: self.cert.or(outer.cert),
+            key: self.key.or(outer.key),
+        }
+    }
+}
+
+/// Where tufkeyd (or, for `bench --protocol notary`, any Notary signer) listens.
+#[derive(Clone, Debug)]
+pub enum Target {
+    Unix(PathBuf),
+    Tls(TlsTarget),
+}
+
+/// A TCP address and the files for mutual TLS.
+#[derive(Clone, Debug)]
+pub struct TlsTarget {
+    pub addr: String,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl TlsTarget {
+    /// A new TLS connection (channels are not shared between callers of this).
+    pub async fn channel(&self) -> Result<tonic::transport::Channel> {
+        Client::tls_channel(&self.addr, &self.ca, Some((&self.cert, &self.key))).await
+    }
+}
+
+impl Target {
+    /// A new connection to tufkeyd's native API.
+    pub async fn connect(&self) -> Result<Client> {
+        match self {
+            Target::Unix(socket) => Client::connect_unix(socket).await,
+            Target::Tls(tls) => Ok(Client::from_channel(tls.channel().await?)),
+        }
+    }
+}
+
+/// The socket, or TCP with every TLS file; never a mix.
+fn resolve_target(socket: Option<PathBuf>, tls: TlsArgs) -> Result<Target> {
+    let Some(addr) = tls.addr else {
+        if tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some() {
+            return Err(Error::Usage(
+                "--ca, --cert and --key only apply with --addr https://HOST:PORT".into(),
+            ));
+        }
+        return Ok(Target::Unix(
+            socket.unwrap_or_else(tufkey::default_socket_path),
+        ));
+    };
+    if socket.is_some() {
+        return Err(Error::Usage(
+            "use either --socket or --addr, not both".into(),
+        ));
+    }
+    let required = |file: Option<PathBuf>, flag: &str| {
+        file.ok_or_else(|| {
+            Error::Usage(format!(
+                "--addr needs {flag}: tufkeyd's TCP listener requires mutual TLS"
+            ))
+        })
+    };
+    Ok(Target::Tls(TlsTarget {
+        addr,
+        ca: required(tls.ca, "--ca")?,
+        cert: required(tls.cert, "--cert")?,
+        key: required(tls.key, "--key")?,
+    }))
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,15 +152,12 @@ impl Cli {
     /// Runs the chosen command.
     pub async fn run(self) -> Result<()> {
         let json = self.global.json;
-        let socket = self
-            .global
-            .socket
-            .clone()
-            .unwrap_or_else(tufkey::default_socket_path);
-        if let Command::Bench(args) = self.command {
-            return bench::run(&socket, args, json).await;
+        let socket = self.global.socket;
+        if let Command::Bench(mut args) = self.command {
+            let tls = std::mem::take(&mut args.tls).or(self.tls);
+            return bench::run(&resolve_target(socket, tls)?, args, json).await;
         }
-        let client = Client::connect_unix(&socket).await?;
+        let client = resolve_target(socket, self.tls)?.connect().await?;
         match self.command {
             Command::Status => session::status(client, json).await,
             Command::Key(command) => keys::run(client, command, json).await,
