@@ -71,6 +71,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
             subjects,
         }) = tcp
         else {
+            // No TCP listener: wait with the Unix server rather than stopping it.
+            stop_signal(stopped).await;
             return Ok(());
         };
         server
