@@ -100,7 +100,11 @@ impl SoftwareBackend {
     /// neither gets a random secret saved in the keyring. Returns whether unlocked.
     pub async fn unlock_automatically(&self) -> Result<bool> {
         if let Some((passphrase, source)) = self.sources.find() {
-            self.unlock(passphrase, source).await?;
+            if let Err(error) = self.unlock(passphrase, source).await {
+                // Never retry a wrong automatic passphrase: wait for an explicit Unlock.
+                *self.auto_unlock.lock().unwrap_or_else(|p| p.into_inner()) = false;
+                return Err(error);
+            }
             return Ok(true);
         }
         if self.is_new() {
