@@ -2,5 +2,6 @@
 //! real CLI, building TUF repositories and handing them to real verifiers.
 
 pub mod daemon;
+pub mod leak_scan;
 pub mod tuf_repo;
 pub mod verify;

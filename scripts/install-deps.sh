@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests need (idempotent, non-interactive):
+#   keyutils     kernel keyring, the OS keyring the `keyring` crate uses here
+#   util-linux   setpriv, to call the daemon as another uid
+# plus what scripts/notary/install.sh (notary) and scripts/vcard/install.sh
+# (pcscd, vsmartcard-vpcd, libclang-dev) install.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+missing=()
+command -v keyctl >/dev/null || missing+=(keyutils)
+command -v setpriv >/dev/null || missing+=(util-linux)
+if ((${#missing[@]})); then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq </dev/null
+    apt-get install -y -qq "${missing[@]}" </dev/null
+fi
+bash scripts/notary/install.sh </dev/null
+bash scripts/vcard/install.sh </dev/null
