@@ -67,8 +67,8 @@ impl pb::signing_server::Signing for SigningService {
         }
         let document_bytes = request.document;
         let (mut document, digest) = blocking(move || {
-            let document = MetadataDocument::parse(&document_bytes)?;
-            let digest: [u8; 32] = Sha256::digest(document.signed_bytes()?).into();
+            let document = MetadataDocument::parse(document_bytes)?;
+            let digest: [u8; 32] = Sha256::digest(document.signed_bytes()).into();
             Ok((document, digest))
         })
         .await?;
@@ -79,7 +79,7 @@ impl pb::signing_server::Signing for SigningService {
                 signature::encode(&signature, SignatureFormat::Tuf),
             );
         }
-        let document = blocking(move || Ok(document.to_bytes())).await?;
+        let document = blocking(move || Ok(document.into_bytes())).await?;
         Ok(Response::new(pb::SignMetadataResponse {
             document,
             signed_by: keys.iter().map(|key| key.keyid.clone()).collect(),

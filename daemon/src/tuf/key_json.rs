@@ -48,7 +48,7 @@ pub fn notary_keyid(key: &PublicKey) -> String {
 }
 
 fn hash_canonical(value: &Value) -> String {
-    let bytes = canonical::to_canonical_bytes(value).expect("key JSON holds only ASCII strings");
+    let bytes = canonical::canonical_bytes_of(value).expect("key JSON holds only ASCII strings");
     hex::encode(Sha256::digest(bytes))
 }
 
@@ -75,7 +75,7 @@ mod tests {
             "{{\"keytype\":\"ecdsa\",\"keyval\":{{\"public\":\"{}\"}},\"scheme\":\"ecdsa-sha2-nistp256\"}}",
             PEM
         );
-        let ours = canonical::to_canonical_bytes(&tuf_key_json(&key())).unwrap();
+        let ours = canonical::canonical_bytes_of(&tuf_key_json(&key())).unwrap();
         assert_eq!(String::from_utf8(ours).unwrap(), canonical);
         assert_eq!(
             tuf_keyid(&key()),

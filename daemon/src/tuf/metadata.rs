@@ -1,87 +1,118 @@
 //! A TUF metadata document `{"signed": ..., "signatures": [...]}` being signed.
+//!
+//! `signed` is parsed once (borrowing from the request), checked and canonicalised
+//! to compute the digest; the document that goes back is the caller's own `signed`
+//! text, byte for byte, followed by the updated signature list.
 
-use super::canonical;
+use super::canonical::Json;
 use crate::error::{Error, Result};
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+use std::ops::Range;
+
+/// The top level of a metadata document.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    signed: Option<&'a RawValue>,
+    #[serde(default)]
+    signatures: Vec<Value>,
+}
 
 /// A parsed metadata document whose `signed` part is ready to be signed.
 pub struct MetadataDocument {
-    top: Map<String, Value>,
+    bytes: Vec<u8>,
+    /// Where the text of `signed` is inside `bytes`.
+    signed: Range<usize>,
+    signatures: Vec<Value>,
+    canonical_signed: Vec<u8>,
 }
 
 impl MetadataDocument {
-    /// Parses and checks a document: JSON object, `signed` an object that
-    /// canonicalises unambiguously, `signatures` (if present) a list of objects.
-    pub fn parse(bytes: &[u8]) -> Result<Self> {
-        let value: Value = serde_json::from_slice(bytes)
-            .map_err(|error| Error::invalid("metadata", format!("not valid JSON: {error}")))?;
-        let Value::Object(mut top) = value else {
+    /// Parses and checks a document: a JSON object with an object `signed` that
+    /// canonicalises unambiguously and (optionally) a `signatures` list of objects
+    /// with a string `keyid`.
+    pub fn parse(bytes: Vec<u8>) -> Result<Self> {
+        let text = std::str::from_utf8(&bytes).map_err(|error| {
+            Error::invalid("metadata", format!("not valid JSON: not UTF-8 ({error})"))
+        })?;
+        let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|error| {
+            let reason = match error.classify() {
+                serde_json::error::Category::Data => {
+                    format!("not a TUF metadata document: {error}")
+                }
+                _ => format!("not valid JSON: {error}"),
+            };
+            Error::invalid("metadata", reason)
+        })?;
+        let signed = envelope
+            .signed
+            .ok_or_else(|| Error::invalid("metadata", "the document has no \"signed\" field"))?;
+        if let Some(position) = envelope
+            .signatures
+            .iter()
+            .position(|s| !s.get("keyid").is_some_and(Value::is_string))
+        {
             return Err(Error::invalid(
                 "metadata",
-                "the document is not a JSON object",
+                format!("signatures[{position}] has no string \"keyid\""),
             ));
-        };
-        match top.get("signed") {
-            Some(Value::Object(_)) => {}
-            Some(_) => {
-                return Err(Error::invalid(
-                    "metadata",
-                    "\"signed\" is not a JSON object",
-                ))
-            }
-            None => {
-                return Err(Error::invalid(
-                    "metadata",
-                    "the document has no \"signed\" field",
-                ))
-            }
         }
-        match top.entry("signatures").or_insert_with(|| json!([])) {
-            Value::Array(signatures) => {
-                if let Some(position) = signatures
-                    .iter()
-                    .position(|s| !s.get("keyid").is_some_and(Value::is_string))
-                {
-                    return Err(Error::invalid(
-                        "metadata",
-                        format!("signatures[{position}] has no string \"keyid\""),
-                    ));
-                }
-            }
-            _ => {
-                return Err(Error::invalid(
-                    "metadata",
-                    "\"signatures\" is not a JSON array",
-                ))
-            }
+        let mut tree = Json::parse(signed.get())
+            .map_err(|error| Error::invalid("metadata", format!("not valid JSON: {error}")))?;
+        if !matches!(tree, Json::Object(_)) {
+            return Err(Error::invalid(
+                "metadata",
+                "\"signed\" is not a JSON object",
+            ));
         }
-        canonical::check(&top["signed"]).map_err(|error| match error {
+        tree.canonicalize().map_err(|error| match error {
             Error::NotCanonicalizable { path, problem } => Error::NotCanonicalizable {
                 path: format!("/signed{}", path.trim_end_matches('/')),
                 problem,
             },
             other => other,
         })?;
-        Ok(MetadataDocument { top })
+        let mut canonical_signed = Vec::with_capacity(signed.get().len());
+        tree.write_canonical(&mut canonical_signed);
+        let start = signed.get().as_ptr() as usize - text.as_ptr() as usize;
+        let signed = start..start + signed.get().len();
+        let signatures = envelope.signatures;
+        Ok(MetadataDocument {
+            bytes,
+            signed,
+            signatures,
+            canonical_signed,
+        })
     }
 
     /// The canonical bytes of `signed`: what every signature covers.
-    pub fn signed_bytes(&self) -> Result<Vec<u8>> {
-        canonical::to_canonical_bytes(&self.top["signed"])
+    pub fn signed_bytes(&self) -> &[u8] {
+        &self.canonical_signed
     }
 
     /// Adds a TUF signature, replacing an earlier one by the same key.
     pub fn add_signature(&mut self, keyid: &str, sig_hex: String) {
-        let Some(Value::Array(signatures)) = self.top.get_mut("signatures") else {
-            unreachable!("parse guarantees a signatures array");
-        };
-        signatures.retain(|existing| existing["keyid"] != keyid);
-        signatures.push(json!({"keyid": keyid, "sig": sig_hex}));
+        self.signatures
+            .retain(|existing| existing["keyid"] != keyid);
+        self.signatures
+            .push(json!({"keyid": keyid, "sig": sig_hex}));
     }
 
-    /// The whole document as compact JSON.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&self.top).expect("a JSON value always serialises")
+    /// The whole document: the caller's `signed` text and the signatures.
+    pub fn into_bytes(self) -> Vec<u8> {
+        let signatures =
+            serde_json::to_vec(&self.signatures).expect("JSON values always serialise");
+        let signed = &self.bytes[self.signed];
+        let mut out = Vec::with_capacity(signed.len() + signatures.len() + 32);
+        out.extend_from_slice(b"{\"signed\":");
+        out.extend_from_slice(signed);
+        out.extend_from_slice(b",\"signatures\":");
+        out.extend_from_slice(&signatures);
+        out.push(b'}');
+        out
     }
 }
 
@@ -90,7 +121,7 @@ mod tests {
     use super::*;
 
     fn error_of(input: &str) -> String {
-        MetadataDocument::parse(input.as_bytes())
+        MetadataDocument::parse(input.as_bytes().to_vec())
             .err()
             .unwrap()
             .to_string()
@@ -99,11 +130,14 @@ mod tests {
     #[test]
     fn malformed_documents_are_named() {
         assert!(error_of("{not json").contains("not valid JSON"));
-        assert!(error_of("[]").contains("not a JSON object"));
+        assert!(error_of("[]").contains("not a TUF metadata document"));
         assert!(error_of(r#"{"signatures":[]}"#).contains("no \"signed\" field"));
         assert!(error_of(r#"{"signed":1}"#).contains("\"signed\" is not a JSON object"));
-        assert!(error_of(r#"{"signed":{},"signatures":{}}"#).contains("not a JSON array"));
+        assert!(
+            error_of(r#"{"signed":{},"signatures":{}}"#).contains("not a TUF metadata document")
+        );
         assert!(error_of(r#"{"signed":{},"signatures":[{}]}"#).contains("signatures[0]"));
+        assert!(error_of(r#"{"signed":{},"extra":1}"#).contains("unknown field `extra`"));
         assert_eq!(
             error_of(r#"{"signed":{"version":1.0}}"#),
             "cannot canonicalise metadata at /signed/version: the number 1.0 is not an integer (canonical JSON allows integers only)"
@@ -111,14 +145,14 @@ mod tests {
     }
 
     #[test]
-    fn signatures_are_appended_and_same_key_replaced() {
-        let mut document = MetadataDocument::parse(
-            br#"{"signed":{"b":1,"a":2},"signatures":[{"keyid":"other","sig":"00"},{"keyid":"k","sig":"old"}]}"#,
-        )
-        .unwrap();
-        assert_eq!(document.signed_bytes().unwrap(), br#"{"a":2,"b":1}"#);
+    fn signatures_are_appended_same_key_replaced_and_signed_kept_verbatim() {
+        let input = br#"{"signatures":[{"keyid":"other","sig":"00"},{"keyid":"k","sig":"old"}], "signed": {"b": 1, "a": "<&>"}}"#;
+        let mut document = MetadataDocument::parse(input.to_vec()).unwrap();
+        assert_eq!(document.signed_bytes(), br#"{"a":"<&>","b":1}"#);
         document.add_signature("k", "new".into());
-        let out: Value = serde_json::from_slice(&document.to_bytes()).unwrap();
+        let out = document.into_bytes();
+        assert!(out.starts_with(br#"{"signed":{"b": 1, "a": "<&>"},"signatures":"#));
+        let out: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(
             out["signatures"],
             json!([{"keyid":"other","sig":"00"},{"keyid":"k","sig":"new"}])

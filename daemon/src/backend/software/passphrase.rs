@@ -31,6 +31,25 @@ impl PassphraseSource {
     }
 }
 
+/// An entry in the kernel keyring (keyutils): the user keyring of the daemon's uid.
+///
+/// The keyring crate's default keyutils entry resolves the *session* keyring (which a
+/// daemon may get afresh, dying with it) and links each secret into the persistent
+/// keyring (which the kernel refuses inside containers and user namespaces). The
+/// user keyring is shared by every process of the uid, so a restarted daemon finds
+/// its secret; it lasts until reboot or until the uid has no processes left.
+fn kernel_keyring_entry(user: &str) -> keyring::Result<keyring::Entry> {
+    let user_keyring =
+        linux_keyutils::KeyRing::from_special_id(linux_keyutils::KeyRingIdentifier::User, true)
+            .map_err(|error| keyring::Error::PlatformFailure(Box::new(error)))?;
+    let credential = keyring::keyutils::KeyutilsCredential {
+        session: user_keyring,
+        persistent: None,
+        description: format!("keyring-rs:{user}@{KEYRING_SERVICE}"),
+    };
+    Ok(keyring::Entry::new_with_credential(Box::new(credential)))
+}
+
 /// The automatic sources, in the order they are tried.
 pub struct AutomaticSources {
     keyring: Option<keyring::Entry>,
@@ -40,7 +59,7 @@ impl AutomaticSources {
     /// Sources for the store at `store`; `use_keyring = false` skips the OS keyring.
     pub fn new(store: &Path, use_keyring: bool) -> Self {
         let keyring = use_keyring
-            .then(|| keyring::Entry::new(KEYRING_SERVICE, &format!("keystore:{}", store.display())))
+            .then(|| kernel_keyring_entry(&format!("keystore:{}", store.display())))
             .and_then(|entry| {
                 entry
                     .map_err(|error| tracing::warn!(%error, "OS keyring unavailable"))
