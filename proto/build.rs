@@ -14,8 +14,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         descriptors.encode_to_vec(),
     )?;
     tonic_prost_build::configure()
-        // The passphrase must never reach logs through a derived Debug.
-        .skip_debug(["tufkey.v1.UnlockRequest"])
+        // Passphrases, PINs and PUKs must never reach logs through a derived Debug.
+        .skip_debug([
+            "tufkey.v1.UnlockRequest",
+            "tufkey.v1.UnlockDeviceRequest",
+            "tufkey.v1.InitDeviceRequest",
+        ])
         .compile_fds(descriptors)?;
     for proto in PROTOS {
         println!("cargo:rerun-if-changed=proto/{proto}");

@@ -10,7 +10,8 @@ use tokio::net::UnixStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
 use tufkey_proto::v1 as pb;
 use tufkey_proto::v1::{
-    keys_client::KeysClient, session_client::SessionClient, signing_client::SigningClient,
+    devices_client::DevicesClient, keys_client::KeysClient, session_client::SessionClient,
+    signing_client::SigningClient,
 };
 
 /// The largest message the client sends or accepts; the daemon enforces its own limit.
@@ -48,6 +49,7 @@ pub struct Client {
     keys: KeysClient<Channel>,
     signing: SigningClient<Channel>,
     session: SessionClient<Channel>,
+    devices: DevicesClient<Channel>,
 }
 
 impl Client {
@@ -129,9 +131,10 @@ impl Client {
             signing: SigningClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            session: SessionClient::new(channel)
+            session: SessionClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
+            devices: DevicesClient::new(channel),
         }
     }
 
@@ -218,6 +221,54 @@ impl Client {
     /// Locks the keystore.
     pub async fn lock(&mut self) -> Result<pb::StatusResponse> {
         Ok(self.session.lock(pb::LockRequest {}).await?.into_inner())
+    }
+
+    /// The YubiKeys the daemon sees.
+    pub async fn list_devices(&mut self) -> Result<Vec<pb::Device>> {
+        let request = pb::ListDevicesRequest {};
+        Ok(self
+            .devices
+            .list_devices(request)
+            .await?
+            .into_inner()
+            .devices)
+    }
+
+    /// Insertions and removals of YubiKeys, starting with those present now.
+    pub async fn watch_devices(&mut self) -> Result<tonic::Streaming<pb::DeviceEvent>> {
+        let request = pb::WatchDevicesRequest {};
+        Ok(self.devices.watch_devices(request).await?.into_inner())
+    }
+
+    /// Gives the daemon a YubiKey's PIN (cached for the daemon's PIN TTL).
+    pub async fn unlock_device(
+        &mut self,
+        serial: u32,
+        pin: &SecretString,
+        remember: bool,
+    ) -> Result<pb::UnlockDeviceResponse> {
+        let request = pb::UnlockDeviceRequest {
+            serial,
+            pin: pin.expose_secret().to_owned(),
+            remember,
+        };
+        Ok(self.devices.unlock_device(request).await?.into_inner())
+    }
+
+    /// Replaces a YubiKey's management key (and optionally its PIN / PUK).
+    pub async fn init_device(
+        &mut self,
+        request: pb::InitDeviceRequest,
+    ) -> Result<pb::InitDeviceResponse> {
+        Ok(self.devices.init_device(request).await?.into_inner())
+    }
+
+    /// The verified attestation chain of a YubiKey key.
+    pub async fn attest_key(&mut self, keyid: &str) -> Result<pb::AttestKeyResponse> {
+        let request = pb::AttestKeyRequest {
+            keyid: keyid.into(),
+        };
+        Ok(self.devices.attest_key(request).await?.into_inner())
     }
 
     /// The daemon's status.

@@ -11,6 +11,7 @@ use std::time::Duration;
 /// Default request/response size limit: admits a ~15 MB targets.json with room to spare.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 const DEFAULT_IDLE_LOCK_SECS: u64 = 15 * 60;
+const DEFAULT_PIN_CACHE_SECS: u64 = 15 * 60;
 
 /// tufkeyd: keeps TUF signing keys in an encrypted keystore (or on YubiKeys) and
 /// signs for other tools over gRPC. Logs go to stderr; set verbosity with RUST_LOG.
@@ -23,7 +24,7 @@ const DEFAULT_IDLE_LOCK_SECS: u64 = 15 * 60;
 pub struct Args {
     /// TOML file with any of: socket, store, allow_uids, max_message_bytes,
     /// idle_lock_secs, keyring, listen_tcp, tls_cert, tls_key, tls_client_ca,
-    /// tls_allowed_subjects. Flags override it.
+    /// tls_allowed_subjects, pin_cache_secs, yubikey. Flags override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -73,6 +74,14 @@ pub struct Args {
     /// [default: any certificate from --tls-client-ca].
     #[arg(long = "tls-allow-subject", value_name = "CN")]
     pub tls_allowed_subjects: Vec<String>,
+
+    /// Forget a YubiKey PIN this many seconds after `tufkey unlock --serial` [default: 900].
+    #[arg(long, value_name = "SECS")]
+    pub pin_cache_secs: Option<u64>,
+
+    /// Do not use YubiKeys (by default they are used whenever pcscd is reachable).
+    #[arg(long)]
+    pub no_yubikey: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,6 +98,8 @@ struct FileConfig {
     tls_key: Option<PathBuf>,
     tls_client_ca: Option<PathBuf>,
     tls_allowed_subjects: Option<Vec<String>>,
+    pin_cache_secs: Option<u64>,
+    yubikey: Option<bool>,
 }
 
 /// The optional TCP listener: address, TLS identity, and who may connect.
@@ -116,6 +127,10 @@ pub struct Config {
     pub use_keyring: bool,
     /// `None`: no TCP listener (the default).
     pub tcp: Option<TcpListenerConfig>,
+    /// How long a YubiKey PIN stays cached.
+    pub pin_cache: Duration,
+    /// Whether to use YubiKeys (when pcscd is reachable).
+    pub yubikey: bool,
 }
 
 impl Config {
@@ -163,6 +178,12 @@ impl Config {
             ),
             use_keyring: !args.no_keyring && file.keyring.unwrap_or(true),
             tcp,
+            pin_cache: Duration::from_secs(
+                args.pin_cache_secs
+                    .or(file.pin_cache_secs)
+                    .unwrap_or(DEFAULT_PIN_CACHE_SECS),
+            ),
+            yubikey: !args.no_yubikey && file.yubikey.unwrap_or(true),
         })
     }
 }

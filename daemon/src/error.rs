@@ -67,6 +67,46 @@ pub enum Error {
     /// A cryptographic primitive failed (never carries key material).
     #[error("cryptographic operation failed: {0}")]
     Crypto(String),
+
+    /// The daemon runs without YubiKey support.
+    #[error("YubiKey support is off: {0}")]
+    YubiKeyDisabled(String),
+
+    /// The YubiKey is not plugged in (or was pulled).
+    #[error("YubiKey {serial} is not present: insert YubiKey {serial}")]
+    DeviceAbsent { serial: u32 },
+
+    /// No YubiKey, or several, when the caller named none.
+    #[error("{0}")]
+    DeviceChoice(String),
+
+    /// The daemon has no PIN for this YubiKey.
+    #[error("YubiKey {serial} needs its PIN: run `tufkey unlock --serial {serial}`")]
+    PinRequired { serial: u32 },
+
+    /// The PIN was refused; the cached PIN is gone and nothing was retried.
+    #[error("wrong PIN for YubiKey {serial}: {tries} {} left; run `tufkey unlock --serial {serial}` with the right PIN", if *.tries == 1 { "try" } else { "tries" })]
+    WrongPin { serial: u32, tries: u8 },
+
+    /// The PIN has no tries left.
+    #[error("the PIN of YubiKey {serial} is blocked: reset it with the PUK (`ykman --device {serial} piv access unblock-pin`), then run `tufkey unlock --serial {serial}`")]
+    PinBlocked { serial: u32 },
+
+    /// One try left: a cached PIN is not worth the risk of blocking the device.
+    #[error("YubiKey {serial} has 1 PIN try left, so tufkeyd will not use a cached PIN: run `tufkey unlock --serial {serial}` and type the PIN")]
+    LastPinTry { serial: u32 },
+
+    /// The device still has the factory management key.
+    #[error("YubiKey {serial} still has the factory management key: run `tufkey device init --serial {serial}` first (or pass --allow-default-mgmt-key to generate anyway)")]
+    DefaultManagementKey { serial: u32 },
+
+    /// The device cannot do what was asked.
+    #[error("{what} is not supported by this device (YubiKey {serial})")]
+    NotSupportedByDevice { serial: u32, what: &'static str },
+
+    /// The device failed or refused an operation.
+    #[error("YubiKey {serial}: {reason}")]
+    Device { serial: u32, reason: String },
 }
 
 /// Shorthand used throughout the daemon.
@@ -103,8 +143,18 @@ impl From<Error> for tonic::Status {
                 Code::InvalidArgument
             }
             Error::KeyNotFound(_) => Code::NotFound,
-            Error::Locked | Error::Unavailable { .. } => Code::FailedPrecondition,
-            Error::WrongPassphrase(_) => Code::Unauthenticated,
+            Error::Locked
+            | Error::Unavailable { .. }
+            | Error::YubiKeyDisabled(_)
+            | Error::DeviceAbsent { .. }
+            | Error::DeviceChoice(_)
+            | Error::PinRequired { .. }
+            | Error::PinBlocked { .. }
+            | Error::LastPinTry { .. }
+            | Error::DefaultManagementKey { .. } => Code::FailedPrecondition,
+            Error::WrongPassphrase(_) | Error::WrongPin { .. } => Code::Unauthenticated,
+            Error::NotSupportedByDevice { .. } => Code::Unimplemented,
+            Error::Device { .. } => Code::Unavailable,
             Error::PeerNotAllowed { .. }
             | Error::SubjectNotAllowed { .. }
             | Error::PeerUnknown(_) => Code::PermissionDenied,

@@ -5,11 +5,13 @@
 //! certificate on TCP. One shutdown signal stops them all.
 
 use crate::backend::software::{SoftwareBackend, SoftwareConfig};
+use crate::backend::yubikey::YubiKeyBackend;
 use crate::config::{Config, TcpListenerConfig};
 use crate::error::{Error, Result};
 use crate::keys::{KeyBackend, KeyManager};
 use crate::service::{
-    KeysService, NotaryService, SessionService, SigningService, NOTARY_HEALTH_SERVICES,
+    DevicesService, KeysService, NotaryService, SessionService, SigningService,
+    NOTARY_HEALTH_SERVICES,
 };
 use crate::transport::tls::{self, SubjectAllowList};
 use crate::transport::{peer::PeerAllowList, unix};
@@ -25,7 +27,8 @@ use tufkey_proto::notary::{
     key_management_server::KeyManagementServer, signer_server::SignerServer,
 };
 use tufkey_proto::v1::{
-    keys_server::KeysServer, session_server::SessionServer, signing_server::SigningServer,
+    devices_server::DevicesServer, keys_server::KeysServer, session_server::SessionServer,
+    signing_server::SigningServer,
 };
 
 /// Runs the daemon until `shutdown` resolves.
@@ -35,8 +38,15 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
         use_keyring: config.use_keyring,
         idle_timeout: config.idle_timeout,
     })?;
-    let backends: Vec<Arc<dyn KeyBackend>> = vec![keystore.clone()];
+    let yubikeys = YubiKeyBackend::start_from_config(&config).await;
+    let mut backends: Vec<Arc<dyn KeyBackend>> = vec![keystore.clone()];
+    if let Ok(yubikeys) = &yubikeys {
+        backends.push(yubikeys.clone());
+    }
     let keys = Arc::new(KeyManager::new(backends).await?);
+    if let Ok(yubikeys) = &yubikeys {
+        yubikeys.keep_registry_in_sync(keys.clone());
+    }
     match keystore.unlock_automatically().await {
         Ok(true) => {}
         Ok(false) => {
@@ -46,7 +56,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
     }
     keystore.spawn_idle_lock();
 
-    let routes = routes(&config, &keys, &keystore).await?;
+    let routes = routes(&config, &keys, &keystore, yubikeys).await?;
     // Set up every listener before serving on any, so a bad TCP setting fails the start.
     let tcp = config.tcp.as_ref().map(tcp_listener).transpose()?;
     let unix_listener = unix::bind(&config.socket)?;
@@ -152,12 +162,14 @@ async fn routes(
     config: &Config,
     keys: &Arc<KeyManager>,
     keystore: &Arc<SoftwareBackend>,
+    yubikeys: Result<Arc<YubiKeyBackend>, String>,
 ) -> Result<Routes> {
     let limit = config.max_message_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<KeysServer<KeysService>>().await;
     health.set_serving::<SigningServer<SigningService>>().await;
     health.set_serving::<SessionServer<SessionService>>().await;
+    health.set_serving::<DevicesServer<DevicesService>>().await;
     health
         .set_serving::<KeyManagementServer<NotaryService>>()
         .await;
@@ -187,6 +199,11 @@ async fn routes(
         )
         .add_service(
             SessionServer::new(SessionService::new(keys.clone(), keystore.clone()))
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            DevicesServer::new(DevicesService::new(keys.clone(), yubikeys))
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(limit),
         )

@@ -2,6 +2,7 @@
 //! print one line on stderr and exit non-zero.
 
 mod bench;
+mod device;
 mod keys;
 mod output;
 mod session;
@@ -140,10 +141,13 @@ enum Command {
     Sign(sign::SignArgs),
     /// Sign raw bytes and print the signature.
     SignRaw(sign::SignRawArgs),
-    /// Give tufkeyd the keystore passphrase (prompted without echo).
+    /// Give tufkeyd the keystore passphrase, or with --serial a YubiKey PIN (prompted without echo).
     Unlock(session::UnlockArgs),
     /// Make tufkeyd forget every decrypted key.
     Lock,
+    /// YubiKeys: list, watch insertions and removals, initialise.
+    #[command(subcommand)]
+    Device(device::DeviceCommand),
     /// Load-test Sign calls and report throughput and latency.
     Bench(bench::BenchArgs),
 }
@@ -165,6 +169,7 @@ impl Cli {
             Command::SignRaw(args) => sign::sign_raw(client, args, json).await,
             Command::Unlock(args) => session::unlock(client, args, json).await,
             Command::Lock => session::lock(client, json).await,
+            Command::Device(command) => device::run(client, command, json).await,
             Command::Bench(_) => unreachable!("handled above"),
         }
     }

@@ -18,18 +18,54 @@ pub fn key_json(key: &proto::Key) -> Value {
         "created_at": key.created_at,
         "exportable": key.exportable,
         "available": key.available,
+        "serial": (key.serial != 0).then_some(key.serial),
+        "slot": (!key.slot.is_empty()).then_some(&key.slot),
+        "touch_policy": touch_policy_name(key.touch_policy),
+        "pin_policy": pin_policy_name(key.pin_policy),
     })
+}
+
+fn touch_policy_name(value: i32) -> Option<&'static str> {
+    match proto::TouchPolicy::try_from(value) {
+        Ok(proto::TouchPolicy::Never) => Some("never"),
+        Ok(proto::TouchPolicy::Cached) => Some("cached"),
+        Ok(proto::TouchPolicy::Always) => Some("always"),
+        _ => None,
+    }
+}
+
+fn pin_policy_name(value: i32) -> Option<&'static str> {
+    match proto::PinPolicy::try_from(value) {
+        Ok(proto::PinPolicy::Once) => Some("once"),
+        Ok(proto::PinPolicy::Always) => Some("always"),
+        _ => None,
+    }
+}
+
+/// "YubiKey 1001 slot 9c (touch never, PIN always)" for device keys, else "".
+fn location(key: &proto::Key) -> String {
+    if key.serial == 0 {
+        return String::new();
+    }
+    format!(
+        "YubiKey {} slot {} (touch {}, PIN {})",
+        key.serial,
+        key.slot,
+        touch_policy_name(key.touch_policy).unwrap_or("?"),
+        pin_policy_name(key.pin_policy).unwrap_or("?")
+    )
 }
 
 /// A multi-line description for people.
 pub fn key_text(key: &proto::Key) -> String {
     format!(
-        "keyid:        {}\nnotary keyid: {}\ngun:          {}\nrole:         {}\nbackend:      {}\ncreated:      {}\nexportable:   {}\navailable:    {}\n{}",
+        "keyid:        {}\nnotary keyid: {}\ngun:          {}\nrole:         {}\nbackend:      {} {}\ncreated:      {}\nexportable:   {}\navailable:    {}\n{}",
         key.keyid,
         key.notary_keyid,
         key.gun,
         key.role,
         backend_name(key.backend),
+        location(key),
         key.created_at,
         key.exportable,
         key.available,
@@ -40,11 +76,16 @@ pub fn key_text(key: &proto::Key) -> String {
 /// One line per key in `key list`.
 pub fn key_line(key: &proto::Key) -> String {
     format!(
-        "{}  {:<10} {:<9} {}",
+        "{}  {:<10} {:<9} {}{}",
         key.keyid,
         key.role,
         backend_name(key.backend),
-        key.gun
+        key.gun,
+        if key.serial == 0 {
+            String::new()
+        } else {
+            format!("  YubiKey {} slot {}", key.serial, key.slot)
+        }
     )
 }
 

@@ -42,6 +42,7 @@ enum Format {
 
 pub async fn sign(mut client: Client, args: SignArgs, json: bool) -> Result<()> {
     let document = read_input(&args.file)?;
+    super::device::announce_touch(&mut client, &args.keys).await;
     let signed = client.sign_metadata(document, args.keys.clone()).await?;
     let out = args.out.unwrap_or_else(|| args.file.clone());
     write_output(&out, &signed)?;
@@ -57,6 +58,7 @@ pub async fn sign(mut client: Client, args: SignArgs, json: bool) -> Result<()> 
 
 pub async fn sign_raw(mut client: Client, args: SignRawArgs, json: bool) -> Result<()> {
     let payload = read_input(&args.file)?;
+    super::device::announce_touch(&mut client, std::slice::from_ref(&args.key)).await;
     let format = match args.format {
         Format::Tuf => proto::SignatureFormat::Tuf,
         Format::Notary => proto::SignatureFormat::Notary,

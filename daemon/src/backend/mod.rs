@@ -1,3 +1,4 @@
 //! Homes for private keys, each implementing [`crate::keys::KeyBackend`].
 
 pub mod software;
+pub mod yubikey;

@@ -4,7 +4,7 @@
 //! service above only ever see [`KeyRecord`]s and signatures.
 
 use super::names::{Gun, Role};
-use super::record::{BackendKind, KeyRecord};
+use super::record::{BackendKind, KeyRecord, TouchPolicy};
 use crate::error::Result;
 use async_trait::async_trait;
 use p256::ecdsa::Signature;
@@ -16,6 +16,20 @@ pub struct NewKey {
     pub role: Role,
     /// Whether the key may ever leave its backend as an encrypted bundle.
     pub exportable: bool,
+    /// Where on a device to put the key; ignored by the software keystore.
+    pub placement: Placement,
+}
+
+/// Device placement options for a new key (YubiKey backend).
+#[derive(Clone, Debug, Default)]
+pub struct Placement {
+    /// The device serial; `None` picks the only device present.
+    pub serial: Option<u32>,
+    /// The PIV slot; `None` picks 9c for root, else the first free retired slot.
+    pub slot: Option<u8>,
+    pub touch_policy: TouchPolicy,
+    /// Allow generating on a device that still has the factory management key.
+    pub allow_default_mgmt_key: bool,
 }
 
 /// A place that holds private keys and signs with them.

@@ -70,6 +70,27 @@ impl KeyManager {
         Ok(())
     }
 
+    /// Re-reads one backend's keys, keeping every other backend's (e.g. after a
+    /// device was inserted).
+    pub async fn reload_backend(&self, kind: BackendKind) -> Result<()> {
+        let records = self.backend(kind)?.load().await?;
+        let mut index = self.write_index();
+        let stale: Vec<Arc<KeyRecord>> = index
+            .by_keyid
+            .values()
+            .filter(|key| key.backend == kind)
+            .cloned()
+            .collect();
+        for key in stale {
+            index.by_keyid.remove(&key.keyid);
+            index.notary_to_tuf.remove(&key.notary_keyid);
+        }
+        for record in records {
+            index.insert(record);
+        }
+        Ok(())
+    }
+
     /// Creates a key in `backend` (the default backend when `None`).
     pub async fn generate(
         &self,

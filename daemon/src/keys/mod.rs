@@ -6,7 +6,7 @@ mod manager;
 mod names;
 mod record;
 
-pub use backend::{KeyBackend, NewKey};
+pub use backend::{KeyBackend, NewKey, Placement};
 pub use manager::KeyManager;
 pub use names::{Gun, Role};
-pub use record::{now_rfc3339, BackendKind, KeyRecord};
+pub use record::{now_rfc3339, BackendKind, KeyRecord, PinPolicy, TouchPolicy, YubiKeySlot};

@@ -23,6 +23,59 @@ impl fmt::Display for BackendKind {
     }
 }
 
+/// Whether a YubiKey key needs a touch for each signature.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum TouchPolicy {
+    /// No touch.
+    #[default]
+    Never,
+    /// One touch covers signatures for 15 seconds.
+    Cached,
+    /// A touch for every signature.
+    Always,
+}
+
+impl TouchPolicy {
+    /// The name the CLI and the certificate use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TouchPolicy::Never => "never",
+            TouchPolicy::Cached => "cached",
+            TouchPolicy::Always => "always",
+        }
+    }
+}
+
+/// When a YubiKey key needs the PIN verified.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PinPolicy {
+    /// Once per card session (retired slots).
+    Once,
+    /// Right before every signature (slot 9c).
+    Always,
+}
+
+impl PinPolicy {
+    /// The name the CLI and the certificate use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PinPolicy::Once => "once",
+            PinPolicy::Always => "always",
+        }
+    }
+}
+
+/// Where on a YubiKey a key lives and what using it takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct YubiKeySlot {
+    /// The device serial number.
+    pub serial: u32,
+    /// The PIV slot: 0x9c or a retired slot 0x82..=0x95.
+    pub slot: u8,
+    pub touch_policy: TouchPolicy,
+    pub pin_policy: PinPolicy,
+}
+
 /// The public description of a key: IDs, owner, public key and where it lives.
 #[derive(Clone, Debug, PartialEq)]
 pub struct KeyRecord {
@@ -38,6 +91,8 @@ pub struct KeyRecord {
     /// Set at creation; can never be turned on later.
     pub exportable: bool,
     pub backend: BackendKind,
+    /// Serial, slot and policies of a key on a YubiKey; `None` for other backends.
+    pub yubikey: Option<YubiKeySlot>,
 }
 
 impl KeyRecord {
@@ -59,6 +114,28 @@ impl KeyRecord {
             created_at,
             exportable,
             backend,
+            yubikey: None,
+        }
+    }
+
+    /// Describes a key held in a YubiKey slot (never exportable).
+    pub fn on_yubikey(
+        public_key: PublicKey,
+        gun: Gun,
+        role: Role,
+        created_at: String,
+        slot: YubiKeySlot,
+    ) -> Self {
+        KeyRecord {
+            yubikey: Some(slot),
+            ..KeyRecord::new(
+                public_key,
+                gun,
+                role,
+                BackendKind::YubiKey,
+                created_at,
+                false,
+            )
         }
     }
 }

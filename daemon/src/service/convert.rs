@@ -1,7 +1,10 @@
 //! Proto <-> domain conversions shared by the handlers.
 
+use crate::backend::yubikey::slot_name;
 use crate::error::{Error, Result};
-use crate::keys::{BackendKind, Gun, KeyManager, KeyRecord, Role};
+use crate::keys::{
+    BackendKind, Gun, KeyManager, KeyRecord, PinPolicy, Placement, Role, TouchPolicy,
+};
 use crate::tuf::key_json;
 use crate::tuf::signature::SignatureFormat;
 use tufkey_proto::v1 as pb;
@@ -20,7 +23,52 @@ pub fn key_to_proto(keys: &KeyManager, record: &KeyRecord) -> pb::Key {
         created_at: record.created_at.clone(),
         exportable: record.exportable,
         available: keys.is_available(record),
+        serial: record.yubikey.map_or(0, |at| at.serial),
+        slot: record
+            .yubikey
+            .map(|at| slot_name(at.slot))
+            .unwrap_or_default(),
+        touch_policy: record.yubikey.map_or(pb::TouchPolicy::Unspecified, |at| {
+            touch_to_proto(at.touch_policy)
+        }) as i32,
+        pin_policy: record
+            .yubikey
+            .map_or(pb::PinPolicy::Unspecified, |at| match at.pin_policy {
+                PinPolicy::Once => pb::PinPolicy::Once,
+                PinPolicy::Always => pb::PinPolicy::Always,
+            }) as i32,
     }
+}
+
+fn touch_to_proto(policy: TouchPolicy) -> pb::TouchPolicy {
+    match policy {
+        TouchPolicy::Never => pb::TouchPolicy::Never,
+        TouchPolicy::Cached => pb::TouchPolicy::Cached,
+        TouchPolicy::Always => pb::TouchPolicy::Always,
+    }
+}
+
+/// The device placement options of a GenerateKey request.
+pub fn placement_from_proto(request: &pb::GenerateKeyRequest) -> Result<Placement> {
+    let touch_policy = match pb::TouchPolicy::try_from(request.touch_policy) {
+        Ok(pb::TouchPolicy::Unspecified | pb::TouchPolicy::Never) => TouchPolicy::Never,
+        Ok(pb::TouchPolicy::Cached) => TouchPolicy::Cached,
+        Ok(pb::TouchPolicy::Always) => TouchPolicy::Always,
+        Err(_) => {
+            return Err(Error::invalid(
+                "touch_policy",
+                format!("unknown value {}", request.touch_policy),
+            ))
+        }
+    };
+    Ok(Placement {
+        serial: (request.serial != 0).then_some(request.serial),
+        slot: (!request.slot.is_empty())
+            .then(|| crate::backend::yubikey::parse_slot(&request.slot))
+            .transpose()?,
+        touch_policy,
+        allow_default_mgmt_key: request.allow_default_mgmt_key,
+    })
 }
 
 fn backend_to_proto(kind: BackendKind) -> pb::Backend {

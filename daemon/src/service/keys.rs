@@ -1,7 +1,8 @@
 //! `tufkey.v1.Keys`: generate, list, show and delete keys.
 
 use super::convert::{
-    backend_from_proto, key_to_proto, optional_gun, optional_role, required_keyid,
+    backend_from_proto, key_to_proto, optional_gun, optional_role, placement_from_proto,
+    required_keyid,
 };
 use crate::error::Error;
 use crate::keys::{KeyManager, NewKey};
@@ -32,6 +33,7 @@ impl pb::keys_server::Keys for KeysService {
             gun: request.gun.parse()?,
             role: request.role.parse()?,
             exportable: request.exportable,
+            placement: placement_from_proto(&request)?,
         };
         let backend = backend_from_proto(request.backend)?;
         let record = self.keys.generate(backend, &new_key).await?;

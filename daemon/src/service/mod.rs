@@ -5,11 +5,13 @@
 //! touch private key material.
 
 mod convert;
+mod devices;
 mod keys;
 mod notary;
 mod session;
 mod signing;
 
+pub use devices::DevicesService;
 pub use keys::KeysService;
 pub use notary::{NotaryService, NOTARY_HEALTH_SERVICES};
 pub use session::SessionService;

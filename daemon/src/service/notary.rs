@@ -87,6 +87,7 @@ impl pb::key_management_server::KeyManagement for NotaryService {
             gun: request.gun.parse()?,
             role: request.role.parse()?,
             exportable: false,
+            placement: Default::default(),
         };
         let key = self.keys.generate(None, &new_key).await?;
         Ok(Response::new(pb::PublicKey {
