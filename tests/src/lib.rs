@@ -5,4 +5,5 @@ pub mod daemon;
 pub mod leak_scan;
 pub mod notary;
 pub mod tuf_repo;
+pub mod vcard;
 pub mod verify;

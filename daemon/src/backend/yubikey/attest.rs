@@ -15,7 +15,7 @@ use p256::pkcs8::DecodePublicKey;
 use x509_cert::der::oid::ObjectIdentifier;
 use x509_cert::der::{DecodePem, Encode};
 use x509_cert::Certificate;
-use yubikey::piv::{self, SlotId};
+use yubikey::piv;
 use yubikey::YubiKey;
 
 /// Yubico PIV Root CA Serial 263751, from
@@ -48,10 +48,9 @@ pub fn fetch_chain(yubikey: &mut YubiKey, serial: u32, slot: u8) -> CardResult<V
         | yubikey::Error::InvalidObject => not_supported(),
         error => CardError::Card(error),
     })?;
-    let device_certificate = yubikey::certificate::Certificate::read(yubikey, SlotId::Attestation)
-        .map_err(|_| not_supported())?;
+    let device_certificate =
+        super::certificate::read(yubikey, slots::ATTESTATION).ok_or_else(not_supported)?;
     let device_der = device_certificate
-        .cert
         .to_der()
         .map_err(|error| CardError::Daemon(Error::Crypto(error.to_string())))?;
     Ok(vec![leaf.to_vec(), device_der])

@@ -12,6 +12,7 @@
 //! Certificates whose subject lacks `O=tufkey` belong to other tools and are left
 //! alone.
 
+use super::slots;
 use crate::keys::{Gun, PinPolicy, Role, TouchPolicy};
 use std::time::Duration;
 use x509_cert::attr::AttributeTypeAndValue;
@@ -126,6 +127,34 @@ impl KeyMetadata {
     }
 }
 
+/// The certificate in `slot`, if there is one. Reads the data object itself:
+/// `yubikey` 0.8's `Certificate::read` panics on an emptied object (what
+/// `Certificate::delete` leaves behind).
+pub fn read(yubikey: &mut yubikey::YubiKey, slot: u8) -> Option<x509_cert::Certificate> {
+    let object = yubikey.fetch_object(object_id(slot)).ok()?;
+    certificate_in_object(&object)
+}
+
+/// The PIV data object holding a slot's certificate (SP 800-73-4, table 3).
+fn object_id(slot: u8) -> u32 {
+    match slot {
+        slots::SIGNATURE => 0x005f_c10a,
+        slots::ATTESTATION => 0x005f_ff01,
+        retired => 0x005f_c10d + u32::from(retired.saturating_sub(*slots::RETIRED.start())),
+    }
+}
+
+/// A certificate object is `70 <certificate> 71 <info> FE <lrc>`; empty when deleted.
+fn certificate_in_object(object: &[u8]) -> Option<x509_cert::Certificate> {
+    use x509_cert::der::{asn1::AnyRef, Decode, Reader, SliceReader};
+    let mut reader = SliceReader::new(object).ok()?;
+    if reader.peek_byte()? != 0x70 {
+        return None;
+    }
+    let wrapped = AnyRef::decode(&mut reader).ok()?;
+    x509_cert::Certificate::from_der(wrapped.value()).ok()
+}
+
 /// The certificate's notBefore as RFC 3339 UTC: the key's creation time.
 pub fn created_at(certificate: &x509_cert::Certificate) -> String {
     let since_epoch = certificate
@@ -169,6 +198,24 @@ mod tests {
                 original
             );
         }
+    }
+
+    #[test]
+    fn certificate_objects_are_unwrapped_and_empty_ones_are_no_certificate() {
+        assert!(certificate_in_object(&[]).is_none());
+        assert!(certificate_in_object(&[0x70, 0x00, 0x71, 0x01, 0x00]).is_none());
+        let pem = include_str!("yubico-piv-root-ca.pem");
+        let root = <x509_cert::Certificate as x509_cert::der::DecodePem>::from_pem(pem).unwrap();
+        let der = x509_cert::der::Encode::to_der(&root).unwrap();
+        let mut object = vec![0x70, 0x82];
+        object.extend_from_slice(&u16::try_from(der.len()).unwrap().to_be_bytes());
+        object.extend_from_slice(&der);
+        object.extend_from_slice(&[0x71, 0x01, 0x00, 0xfe, 0x00]);
+        assert_eq!(certificate_in_object(&object), Some(root));
+        assert_eq!(object_id(0x9c), 0x5fc10a);
+        assert_eq!(object_id(0x82), 0x5fc10d);
+        assert_eq!(object_id(0x95), 0x5fc120);
+        assert_eq!(object_id(0xf9), 0x5fff01);
     }
 
     #[test]

@@ -586,7 +586,7 @@ fn generate_on_card(
 ) -> CardResult<KeyRecord> {
     let placement = &new_key.placement;
     let occupied: BTreeSet<u8> = slots::all()
-        .filter(|slot| Certificate::read(yubikey, slots::slot_id(*slot)).is_ok())
+        .filter(|slot| certificate::read(yubikey, *slot).is_some())
         .collect();
     let slot = slots::choose(serial, &new_key.role, placement.slot, &occupied)?;
     let slot_id = slots::slot_id(slot);
@@ -663,10 +663,10 @@ fn open_in_reader(reader: &str) -> yubikey::Result<YubiKey> {
 fn discover_keys(yubikey: &mut YubiKey, serial: u32) -> Vec<KeyRecord> {
     let mut keys = Vec::new();
     for slot in slots::all() {
-        let Ok(certificate) = Certificate::read(yubikey, slots::slot_id(slot)) else {
+        let Some(certificate) = certificate::read(yubikey, slot) else {
             continue;
         };
-        let metadata = match KeyMetadata::from_subject(&certificate.cert.tbs_certificate.subject) {
+        let metadata = match KeyMetadata::from_subject(&certificate.tbs_certificate.subject) {
             None => continue,
             Some(Ok(metadata)) => metadata,
             Some(Err(reason)) => {
@@ -675,7 +675,11 @@ fn discover_keys(yubikey: &mut YubiKey, serial: u32) -> Vec<KeyRecord> {
             }
         };
         let Ok(public_key) = p256::PublicKey::from_sec1_bytes(
-            certificate.subject_pki().subject_public_key.raw_bytes(),
+            certificate
+                .tbs_certificate
+                .subject_public_key_info
+                .subject_public_key
+                .raw_bytes(),
         ) else {
             tracing::warn!(serial, slot = %slots::name(slot), "skipping a tufkey certificate without a P-256 key");
             continue;
@@ -684,7 +688,7 @@ fn discover_keys(yubikey: &mut YubiKey, serial: u32) -> Vec<KeyRecord> {
             public_key,
             metadata.gun,
             metadata.role,
-            certificate::created_at(&certificate.cert),
+            certificate::created_at(&certificate),
             YubiKeySlot {
                 serial,
                 slot,

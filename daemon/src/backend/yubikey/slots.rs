@@ -8,6 +8,8 @@ use yubikey::piv::{RetiredSlotId, SlotId};
 
 /// The digital-signature slot: PIN verified right before every signature.
 pub const SIGNATURE: u8 = 0x9c;
+/// The device's attestation key (not for tufkey keys).
+pub const ATTESTATION: u8 = 0xf9;
 /// The retired key-management slots, usable for any key.
 pub const RETIRED: std::ops::RangeInclusive<u8> = 0x82..=0x95;
 
