@@ -16,19 +16,31 @@ const GUN: &str = "example.com/hotplug";
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
 #[test]
-fn pulling_the_card_during_a_burst_of_signatures_gives_signatures_or_clear_errors_and_reinserting_restores_signing_within_2_s() {
+fn pulling_the_card_during_a_burst_of_signatures_gives_signatures_or_clear_errors_and_reinserting_restores_signing_within_2_s(
+) {
     let cards = vcard::cards();
     let serial = cards.serial(1);
     vcard::reset(serial);
     let sandbox = Sandbox::new();
     let daemon = Arc::new(sandbox.start(&DaemonOptions::default()));
     assert!(unlock(&daemon, serial, PIN).success);
-    let key = generate_on_card(&daemon, serial, GUN, "targets", &["--allow-default-mgmt-key"]);
+    let key = generate_on_card(
+        &daemon,
+        serial,
+        GUN,
+        "targets",
+        &["--allow-default-mgmt-key"],
+    );
     let keyid = key["keyid"].as_str().unwrap().to_owned();
 
     let stop = Arc::new(AtomicBool::new(false));
     let burst = {
-        let (daemon, stop, keyid, dir) = (daemon.clone(), stop.clone(), keyid.clone(), sandbox.path("burst"));
+        let (daemon, stop, keyid, dir) = (
+            daemon.clone(),
+            stop.clone(),
+            keyid.clone(),
+            sandbox.path("burst"),
+        );
         std::fs::create_dir(&dir).unwrap();
         std::thread::spawn(move || {
             let mut outcomes = Vec::new();
@@ -52,7 +64,10 @@ fn pulling_the_card_during_a_burst_of_signatures_gives_signatures_or_clear_error
         assert!(*took < REQUEST_DEADLINE, "a request took {took:?}");
         match outcome {
             Ok(signature) => {
-                assert!(signature_verifies(&key, b"burst", signature), "invalid signature during the pull");
+                assert!(
+                    signature_verifies(&key, b"burst", signature),
+                    "invalid signature during the pull"
+                );
                 signed += 1;
             }
             Err(failure) => {
@@ -63,12 +78,24 @@ fn pulling_the_card_during_a_burst_of_signatures_gives_signatures_or_clear_error
     }
     assert!(signed > 0, "nothing was signed before the pull");
     assert!(refused > 0, "nothing was refused after the pull");
-    let last = outcomes.last().unwrap().1.as_ref().expect_err("signed with the card pulled");
+    let last = outcomes
+        .last()
+        .unwrap()
+        .1
+        .as_ref()
+        .expect_err("signed with the card pulled");
     last.assert_fails_with(&format!("insert YubiKey {serial}"));
-    assert!(last.stderr.contains("FailedPrecondition"), "{}", last.stderr);
+    assert!(
+        last.stderr.contains("FailedPrecondition"),
+        "{}",
+        last.stderr
+    );
 
     let shown = daemon.cli_ok(&["--json", "key", "show", &keyid]).json();
-    assert_eq!(shown["available"], false, "a pulled card's key is unavailable");
+    assert_eq!(
+        shown["available"], false,
+        "a pulled card's key is unavailable"
+    );
     daemon.cli_ok(&["status"]);
 
     cards.insert(serial);
@@ -85,8 +112,14 @@ fn pulling_the_card_during_a_burst_of_signatures_gives_signatures_or_clear_error
     };
     let took = inserted.elapsed();
     assert!(signature_verifies(&key, b"back", &signature));
-    assert!(took < Duration::from_secs(2), "signing came back after {took:?}");
-    assert_eq!(daemon.cli_ok(&["--json", "key", "show", &keyid]).json()["available"], true);
+    assert!(
+        took < Duration::from_secs(2),
+        "signing came back after {took:?}"
+    );
+    assert_eq!(
+        daemon.cli_ok(&["--json", "key", "show", &keyid]).json()["available"],
+        true
+    );
 }
 
 #[test]
@@ -107,7 +140,8 @@ fn device_watch_reports_the_cards_present_then_removal_and_insertion() {
     let stdout = watch.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let event: serde_json::Value = serde_json::from_str(&line).expect("one JSON object per line");
+            let event: serde_json::Value =
+                serde_json::from_str(&line).expect("one JSON object per line");
             if lines.send(event).is_err() {
                 break;
             }
@@ -119,7 +153,9 @@ fn device_watch_reports_the_cards_present_then_removal_and_insertion() {
             .unwrap_or_else(|_| panic!("no {kind} event for YubiKey {serial}"));
         if event["serial"] == serial {
             assert_eq!(event["event"], kind, "{event}");
-            assert!(event["reader"].as_str().is_some_and(|reader| !reader.is_empty()));
+            assert!(event["reader"]
+                .as_str()
+                .is_some_and(|reader| !reader.is_empty()));
             break;
         }
     };

@@ -6,7 +6,9 @@
 use serde_json::Value;
 use tufkey_e2e::daemon::{Daemon, DaemonOptions, Sandbox};
 use tufkey_e2e::leak_scan::encodings_of;
-use tufkey_e2e::vcard::{self, generate_on_card, sign_raw, signature_verifies, unlock, OTHER_PIN, PIN};
+use tufkey_e2e::vcard::{
+    self, generate_on_card, sign_raw, signature_verifies, unlock, OTHER_PIN, PIN,
+};
 
 const GUN: &str = "example.com/pin";
 const WRONG_PIN: &str = "24680135";
@@ -28,7 +30,13 @@ fn daemon_with_key(sandbox: &Sandbox, serial: u32, options: &DaemonOptions) -> (
     vcard::reset(serial);
     let daemon = sandbox.start(options);
     assert!(unlock(&daemon, serial, PIN).success);
-    let key = generate_on_card(&daemon, serial, GUN, "targets", &["--allow-default-mgmt-key"]);
+    let key = generate_on_card(
+        &daemon,
+        serial,
+        GUN,
+        "targets",
+        &["--allow-default-mgmt-key"],
+    );
     (daemon, key)
 }
 
@@ -41,19 +49,30 @@ fn a_wrong_pin_shows_the_tries_left_costs_one_try_and_is_never_retried() {
     let keyid = key["keyid"].as_str().unwrap();
     assert_eq!(tries_listed(&daemon, serial), 3);
 
-    unlock(&daemon, serial, WRONG_PIN).assert_fails_with(&format!("wrong PIN for YubiKey {serial}: 2 tries left"));
-    assert_eq!(vcard::pin_tries(serial), 2, "one wrong PIN typed, one try gone");
+    unlock(&daemon, serial, WRONG_PIN)
+        .assert_fails_with(&format!("wrong PIN for YubiKey {serial}: 2 tries left"));
+    assert_eq!(
+        vcard::pin_tries(serial),
+        2,
+        "one wrong PIN typed, one try gone"
+    );
     // The wrong PIN cleared the cache: signing asks for the PIN instead of retrying.
     sign_raw(&daemon, sandbox.dir.path(), keyid, b"x")
         .expect_err("signed without a PIN")
-        .assert_fails_with(&format!("YubiKey {serial} needs its PIN: run `tufkey unlock --serial {serial}`"));
+        .assert_fails_with(&format!(
+            "YubiKey {serial} needs its PIN: run `tufkey unlock --serial {serial}`"
+        ));
     assert_eq!(tries_listed(&daemon, serial), 2, "no automatic retry");
 
     unlock(&daemon, serial, WRONG_PIN).assert_fails_with("1 try left");
     assert_eq!(vcard::pin_tries(serial), 1);
     let unlocked = unlock(&daemon, serial, PIN);
     assert!(unlocked.success, "{}", unlocked.stderr);
-    assert_eq!(unlocked.json()["pin_tries_left"], 3, "the right PIN resets the counter");
+    assert_eq!(
+        unlocked.json()["pin_tries_left"],
+        3,
+        "the right PIN resets the counter"
+    );
     let signature = sign_raw(&daemon, sandbox.dir.path(), keyid, b"x").expect("sign after unlock");
     assert!(signature_verifies(&key, b"x", &signature));
 }
@@ -71,10 +90,15 @@ fn with_one_try_left_the_cached_pin_is_not_used() {
 
     sign_raw(&daemon, sandbox.dir.path(), keyid, b"y")
         .expect_err("used a cached PIN with one try left")
-        .assert_fails_with(&format!("YubiKey {serial} has 1 PIN try left, so tufkeyd will not use a cached PIN"));
+        .assert_fails_with(&format!(
+            "YubiKey {serial} has 1 PIN try left, so tufkeyd will not use a cached PIN"
+        ));
     assert_eq!(vcard::pin_tries(serial), 1, "the cached PIN was not tried");
 
-    assert!(unlock(&daemon, serial, PIN).success, "typing the PIN is the user's call");
+    assert!(
+        unlock(&daemon, serial, PIN).success,
+        "typing the PIN is the user's call"
+    );
     let signature = sign_raw(&daemon, sandbox.dir.path(), keyid, b"y").expect("sign after unlock");
     assert!(signature_verifies(&key, b"y", &signature));
     assert_eq!(vcard::pin_tries(serial), 3);
@@ -91,12 +115,21 @@ fn a_blocked_pin_says_so_and_how_to_reset_it_with_the_puk() {
     }
     let blocked = unlock(&daemon, serial, WRONG_PIN);
     blocked.assert_fails_with(&format!("the PIN of YubiKey {serial} is blocked"));
-    assert!(blocked.stderr.contains("PUK") && blocked.stderr.contains("unblock-pin"), "{}", blocked.stderr);
+    assert!(
+        blocked.stderr.contains("PUK") && blocked.stderr.contains("unblock-pin"),
+        "{}",
+        blocked.stderr
+    );
     assert_eq!(vcard::pin_tries(serial), 0);
     unlock(&daemon, serial, PIN).assert_fails_with("blocked");
-    sign_raw(&daemon, sandbox.dir.path(), key["keyid"].as_str().unwrap(), b"z")
-        .expect_err("signed with a blocked PIN")
-        .assert_fails_with(&format!("run `tufkey unlock --serial {serial}`"));
+    sign_raw(
+        &daemon,
+        sandbox.dir.path(),
+        key["keyid"].as_str().unwrap(),
+        b"z",
+    )
+    .expect_err("signed with a blocked PIN")
+    .assert_fails_with(&format!("run `tufkey unlock --serial {serial}`"));
     vcard::reset(serial);
 }
 
@@ -137,9 +170,17 @@ fn the_pin_never_appears_in_logs_replies_or_files() {
     let mut haystacks: Vec<(String, Vec<u8>)> = replies
         .iter()
         .enumerate()
-        .map(|(index, reply)| (format!("reply {index}"), format!("{}{}", reply.stdout, reply.stderr).into_bytes()))
+        .map(|(index, reply)| {
+            (
+                format!("reply {index}"),
+                format!("{}{}", reply.stdout, reply.stderr).into_bytes(),
+            )
+        })
         .collect();
-    haystacks.push(("daemon log".into(), std::fs::read(sandbox.store().with_extension("log")).unwrap()));
+    haystacks.push((
+        "daemon log".into(),
+        std::fs::read(sandbox.store().with_extension("log")).unwrap(),
+    ));
     let mut pending = vec![sandbox.dir.path().to_path_buf()];
     while let Some(dir) = pending.pop() {
         for entry in std::fs::read_dir(&dir).unwrap() {
@@ -156,7 +197,9 @@ fn the_pin_never_appears_in_logs_replies_or_files() {
         for encoding in encodings_of(pin) {
             for (name, bytes) in &haystacks {
                 assert!(
-                    !bytes.windows(encoding.len()).any(|window| window == encoding.as_bytes()),
+                    !bytes
+                        .windows(encoding.len())
+                        .any(|window| window == encoding.as_bytes()),
                     "the PIN ({encoding:?}) appears in {name}"
                 );
             }

@@ -22,7 +22,10 @@ fn keys_land_on_the_card_asked_for_and_each_signs_on_its_own_card() {
     let on_second = generate_on_card(&daemon, second, GUN, "root", &["--allow-default-mgmt-key"]);
     assert_eq!(on_first["serial"], first);
     assert_eq!(on_second["serial"], second);
-    assert_eq!((on_first["slot"].as_str(), on_second["slot"].as_str()), (Some("9c"), Some("9c")));
+    assert_eq!(
+        (on_first["slot"].as_str(), on_second["slot"].as_str()),
+        (Some("9c"), Some("9c"))
+    );
 
     let devices = daemon.cli_ok(&["--json", "device", "list"]).json();
     for (serial, key) in [(first, &on_first), (second, &on_second)] {
@@ -32,26 +35,50 @@ fn keys_land_on_the_card_asked_for_and_each_signs_on_its_own_card() {
             .iter()
             .find(|device| device["serial"] == serial)
             .unwrap_or_else(|| panic!("YubiKey {serial} not listed: {devices}"));
-        let keyids: Vec<&str> = device["keys"].as_array().unwrap().iter().map(|k| k["keyid"].as_str().unwrap()).collect();
-        assert_eq!(keyids, [key["keyid"].as_str().unwrap()], "YubiKey {serial} holds exactly its key");
+        let keyids: Vec<&str> = device["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["keyid"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            keyids,
+            [key["keyid"].as_str().unwrap()],
+            "YubiKey {serial} holds exactly its key"
+        );
         assert_eq!(device["firmware"], "5.4.3");
         assert_eq!(device["pin_cached"], true);
     }
 
     // Each key exists only on its card: a valid signature proves which card signed.
     for key in [&on_first, &on_second] {
-        let signature = sign_raw(&daemon, sandbox.dir.path(), key["keyid"].as_str().unwrap(), b"two cards")
-            .unwrap_or_else(|failure| panic!("{}", failure.stderr));
+        let signature = sign_raw(
+            &daemon,
+            sandbox.dir.path(),
+            key["keyid"].as_str().unwrap(),
+            b"two cards",
+        )
+        .unwrap_or_else(|failure| panic!("{}", failure.stderr));
         assert!(signature_verifies(key, b"two cards", &signature));
     }
 
     // With the first card pulled, its key is refused and the second still signs.
     cards.pull(first);
-    sign_raw(&daemon, sandbox.dir.path(), on_first["keyid"].as_str().unwrap(), b"pulled")
-        .expect_err("signed without the card")
-        .assert_fails_with(&format!("insert YubiKey {first}"));
-    let signature = sign_raw(&daemon, sandbox.dir.path(), on_second["keyid"].as_str().unwrap(), b"still here")
-        .expect("the other card signs");
+    sign_raw(
+        &daemon,
+        sandbox.dir.path(),
+        on_first["keyid"].as_str().unwrap(),
+        b"pulled",
+    )
+    .expect_err("signed without the card")
+    .assert_fails_with(&format!("insert YubiKey {first}"));
+    let signature = sign_raw(
+        &daemon,
+        sandbox.dir.path(),
+        on_second["keyid"].as_str().unwrap(),
+        b"still here",
+    )
+    .expect("the other card signs");
     assert!(signature_verifies(&on_second, b"still here", &signature));
     cards.insert(first);
 }
@@ -61,10 +88,23 @@ fn without_serial_several_cards_are_named_and_the_choice_is_left_to_the_user() {
     let cards = vcard::cards();
     let sandbox = Sandbox::new();
     let daemon = sandbox.start(&DaemonOptions::default());
-    let failure = daemon.cli(&["key", "generate", "--gun", GUN, "--role", "targets", "--backend", "yubikey"]);
+    let failure = daemon.cli(&[
+        "key",
+        "generate",
+        "--gun",
+        GUN,
+        "--role",
+        "targets",
+        "--backend",
+        "yubikey",
+    ]);
     failure.assert_fails_with("several YubiKeys are plugged in");
     for serial in &cards.serials {
-        assert!(failure.stderr.contains(&serial.to_string()), "{}", failure.stderr);
+        assert!(
+            failure.stderr.contains(&serial.to_string()),
+            "{}",
+            failure.stderr
+        );
     }
     assert!(failure.stderr.contains("--serial"), "{}", failure.stderr);
 }
