@@ -10,6 +10,7 @@ mod envelope;
 mod files;
 mod key_file;
 mod passphrase;
+mod signer;
 
 pub use passphrase::{PassphraseSource, ENV_VAR as PASSPHRASE_ENV_VAR};
 
@@ -18,11 +19,11 @@ use crate::keys::{now_rfc3339, BackendKind, KeyBackend, KeyRecord, NewKey};
 use async_trait::async_trait;
 use envelope::{KdfParams, StoreKey};
 use key_file::{StoreFile, StoredKey};
-use p256::ecdsa::signature::hazmat::PrehashSigner;
 use p256::ecdsa::{Signature, SigningKey};
 use passphrase::AutomaticSources;
 use rand_core::OsRng;
 use secrecy::SecretString;
+use signer::DigestSigner;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -57,7 +58,7 @@ pub struct KeystoreStatus {
 struct UnlockState {
     store_key: Option<Arc<StoreKey>>,
     source: Option<PassphraseSource>,
-    signing_keys: HashMap<String, Arc<SigningKey>>,
+    signers: HashMap<String, Arc<DigestSigner>>,
 }
 
 /// The encrypted software keystore.
@@ -125,7 +126,7 @@ impl SoftwareBackend {
             .map_err(|error| Error::Crypto(format!("key derivation task: {error}")))??;
         self.verify_or_create_store_file(&store_key)?;
         let mut state = self.write_state();
-        state.signing_keys.clear();
+        state.signers.clear();
         state.store_key = Some(Arc::new(store_key));
         state.source = Some(source);
         drop(state);
@@ -242,10 +243,10 @@ impl SoftwareBackend {
         files::write_new_file_atomically(&self.dir, STORE_FILE, &bytes)
     }
 
-    /// The decrypted signing key, unlocking automatically if allowed.
-    async fn signing_key(&self, keyid: &str) -> Result<Arc<SigningKey>> {
-        if let Some(key) = self.read_state().signing_keys.get(keyid) {
-            return Ok(key.clone());
+    /// The decrypted key's signer, unlocking automatically if allowed.
+    async fn signer(&self, keyid: &str) -> Result<Arc<DigestSigner>> {
+        if let Some(signer) = self.read_state().signers.get(keyid) {
+            return Ok(signer.clone());
         }
         let store_key = self.store_key().await?;
         let stored = self
@@ -255,19 +256,17 @@ impl SoftwareBackend {
             .get(keyid)
             .cloned()
             .ok_or_else(|| Error::KeyNotFound(keyid.to_owned()))?;
-        let signing_key =
-            Arc::new(
-                stored
-                    .unseal(&store_key)
-                    .map_err(|reason| Error::UnreadableKeyFile {
-                        path: self.key_path(keyid),
-                        reason,
-                    })?,
-            );
+        let signing_key = stored
+            .unseal(&store_key)
+            .map_err(|reason| Error::UnreadableKeyFile {
+                path: self.key_path(keyid),
+                reason,
+            })?;
+        let signer = Arc::new(DigestSigner::new(&signing_key)?);
         self.write_state()
-            .signing_keys
-            .insert(keyid.to_owned(), signing_key.clone());
-        Ok(signing_key)
+            .signers
+            .insert(keyid.to_owned(), signer.clone());
+        Ok(signer)
     }
 
     async fn store_key(&self) -> Result<Arc<StoreKey>> {
@@ -371,19 +370,18 @@ impl KeyBackend for SoftwareBackend {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(record.keyid.clone(), Arc::new(stored));
-        self.write_state()
-            .signing_keys
-            .insert(record.keyid.clone(), Arc::new(signing_key));
+        self.write_state().signers.insert(
+            record.keyid.clone(),
+            Arc::new(DigestSigner::new(&signing_key)?),
+        );
         self.touch();
         Ok(record)
     }
 
     async fn sign_digest(&self, key: &KeyRecord, digest: &[u8; 32]) -> Result<Signature> {
-        let signing_key = self.signing_key(&key.keyid).await?;
+        let signer = self.signer(&key.keyid).await?;
         self.touch();
-        signing_key
-            .sign_prehash(digest)
-            .map_err(|error| Error::Crypto(format!("ECDSA signing: {error}")))
+        signer.sign_digest(digest)
     }
 
     async fn delete(&self, key: &KeyRecord) -> Result<()> {
@@ -392,7 +390,7 @@ impl KeyBackend for SoftwareBackend {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&key.keyid);
-        self.write_state().signing_keys.remove(&key.keyid);
+        self.write_state().signers.remove(&key.keyid);
         Ok(())
     }
 }
