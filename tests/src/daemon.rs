@@ -34,6 +34,9 @@ pub struct DaemonOptions {
     pub args: Vec<String>,
     /// `RUST_LOG` for the daemon.
     pub log_level: String,
+    /// Whether the daemon may use YubiKeys. Off by default so that tests of other
+    /// backends see only their own keys while the virtual cards are running.
+    pub yubikey: bool,
 }
 
 impl Default for DaemonOptions {
@@ -43,6 +46,17 @@ impl Default for DaemonOptions {
             keyring: false,
             args: Vec::new(),
             log_level: "info".into(),
+            yubikey: false,
+        }
+    }
+}
+
+impl DaemonOptions {
+    /// The defaults, with YubiKeys (through pcscd) enabled.
+    pub fn with_yubikeys() -> Self {
+        DaemonOptions {
+            yubikey: true,
+            ..DaemonOptions::default()
         }
     }
 }
@@ -79,6 +93,9 @@ impl Daemon {
             .stderr(log_file);
         if !options.keyring {
             command.arg("--no-keyring");
+        }
+        if !options.yubikey {
+            command.arg("--no-yubikey");
         }
         if let Some(passphrase) = &options.passphrase {
             command.env("TUFKEY_PASSPHRASE", passphrase);

@@ -14,7 +14,7 @@ fn the_factory_management_key_is_refused_until_device_init_replaces_it() {
     let serial = cards.serial(2);
     vcard::reset(serial);
     let sandbox = Sandbox::new();
-    let daemon = sandbox.start(&DaemonOptions::default());
+    let daemon = sandbox.start(&DaemonOptions::with_yubikeys());
     assert!(unlock(&daemon, serial, PIN).success);
     let generate = [
         "key",
@@ -71,7 +71,7 @@ fn yubikey_keys_are_never_exportable_and_unsupported_attestation_says_so() {
     let serial = cards.serial(2);
     vcard::reset(serial);
     let sandbox = Sandbox::new();
-    let daemon = sandbox.start(&DaemonOptions::default());
+    let daemon = sandbox.start(&DaemonOptions::with_yubikeys());
     assert!(unlock(&daemon, serial, PIN).success);
     daemon
         .cli(&[

@@ -22,7 +22,7 @@ fn pulling_the_card_during_a_burst_of_signatures_gives_signatures_or_clear_error
     let serial = cards.serial(1);
     vcard::reset(serial);
     let sandbox = Sandbox::new();
-    let daemon = Arc::new(sandbox.start(&DaemonOptions::default()));
+    let daemon = Arc::new(sandbox.start(&DaemonOptions::with_yubikeys()));
     assert!(unlock(&daemon, serial, PIN).success);
     let key = generate_on_card(
         &daemon,
@@ -127,7 +127,7 @@ fn device_watch_reports_the_cards_present_then_removal_and_insertion() {
     let cards = vcard::cards();
     let serial = cards.serial(1);
     let sandbox = Sandbox::new();
-    let daemon = sandbox.start(&DaemonOptions::default());
+    let daemon = sandbox.start(&DaemonOptions::with_yubikeys());
     let mut watch = Command::new(bin_dir().join("tufkey"))
         .arg("--socket")
         .arg(&daemon.socket)

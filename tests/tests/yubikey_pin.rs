@@ -45,7 +45,7 @@ fn a_wrong_pin_shows_the_tries_left_costs_one_try_and_is_never_retried() {
     let cards = vcard::cards();
     let serial = cards.serial(3);
     let sandbox = Sandbox::new();
-    let (daemon, key) = daemon_with_key(&sandbox, serial, &DaemonOptions::default());
+    let (daemon, key) = daemon_with_key(&sandbox, serial, &DaemonOptions::with_yubikeys());
     let keyid = key["keyid"].as_str().unwrap();
     assert_eq!(tries_listed(&daemon, serial), 3);
 
@@ -82,7 +82,7 @@ fn with_one_try_left_the_cached_pin_is_not_used() {
     let cards = vcard::cards();
     let serial = cards.serial(3);
     let sandbox = Sandbox::new();
-    let (daemon, key) = daemon_with_key(&sandbox, serial, &DaemonOptions::default());
+    let (daemon, key) = daemon_with_key(&sandbox, serial, &DaemonOptions::with_yubikeys());
     let keyid = key["keyid"].as_str().unwrap();
     // Another program spends two tries; the daemon still holds the right PIN.
     assert_eq!(vcard::type_wrong_pin(serial), 2);
@@ -109,7 +109,7 @@ fn a_blocked_pin_says_so_and_how_to_reset_it_with_the_puk() {
     let cards = vcard::cards();
     let serial = cards.serial(3);
     let sandbox = Sandbox::new();
-    let (daemon, key) = daemon_with_key(&sandbox, serial, &DaemonOptions::default());
+    let (daemon, key) = daemon_with_key(&sandbox, serial, &DaemonOptions::with_yubikeys());
     for tries_left in ["2 tries left", "1 try left"] {
         unlock(&daemon, serial, WRONG_PIN).assert_fails_with(tries_left);
     }
@@ -144,7 +144,7 @@ fn the_pin_never_appears_in_logs_replies_or_files() {
     let sandbox = Sandbox::new();
     let options = DaemonOptions {
         log_level: "debug".into(),
-        ..DaemonOptions::default()
+        ..DaemonOptions::with_yubikeys()
     };
     let daemon = sandbox.start(&options);
     let mut replies = Vec::new();

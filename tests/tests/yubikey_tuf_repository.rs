@@ -54,7 +54,7 @@ fn root_in_9c_and_targets_in_82_sign_a_repository_that_python_tuf_and_tough_acce
     let serial = cards.serial(0);
     vcard::reset(serial);
     let sandbox = Sandbox::new();
-    let daemon = sandbox.start(&DaemonOptions::default());
+    let daemon = sandbox.start(&DaemonOptions::with_yubikeys());
     assert!(unlock(&daemon, serial, PIN).success);
 
     let root = generate_on_card(&daemon, serial, GUN, "root", &["--allow-default-mgmt-key"]);
@@ -99,7 +99,7 @@ fn a_second_daemon_with_an_empty_store_finds_the_same_keys_on_the_card_and_signs
     let serial = cards.serial(0);
     vcard::reset(serial);
     let first_sandbox = Sandbox::new();
-    let first = first_sandbox.start(&DaemonOptions::default());
+    let first = first_sandbox.start(&DaemonOptions::with_yubikeys());
     assert!(unlock(&first, serial, PIN).success);
     let root = generate_on_card(&first, serial, GUN, "root", &["--allow-default-mgmt-key"]);
     let delegation = generate_on_card(
@@ -118,7 +118,7 @@ fn a_second_daemon_with_an_empty_store_finds_the_same_keys_on_the_card_and_signs
     first.stop();
 
     let sandbox = Sandbox::new();
-    let second = sandbox.start(&DaemonOptions::default());
+    let second = sandbox.start(&DaemonOptions::with_yubikeys());
     let listed = second.cli_ok(&["--json", "key", "list"]).json();
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 2, "{listed:?}");

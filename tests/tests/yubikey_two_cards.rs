@@ -14,7 +14,7 @@ fn keys_land_on_the_card_asked_for_and_each_signs_on_its_own_card() {
     vcard::reset(first);
     vcard::reset(second);
     let sandbox = Sandbox::new();
-    let daemon = sandbox.start(&DaemonOptions::default());
+    let daemon = sandbox.start(&DaemonOptions::with_yubikeys());
     for serial in [first, second] {
         assert!(unlock(&daemon, serial, PIN).success);
     }
@@ -87,7 +87,7 @@ fn keys_land_on_the_card_asked_for_and_each_signs_on_its_own_card() {
 fn without_serial_several_cards_are_named_and_the_choice_is_left_to_the_user() {
     let cards = vcard::cards();
     let sandbox = Sandbox::new();
-    let daemon = sandbox.start(&DaemonOptions::default());
+    let daemon = sandbox.start(&DaemonOptions::with_yubikeys());
     let failure = daemon.cli(&[
         "key",
         "generate",

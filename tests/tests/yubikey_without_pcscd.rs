@@ -9,7 +9,7 @@ fn without_pcscd_the_daemon_starts_and_yubikey_commands_explain_why_they_are_off
     // test in this binary, so changing the environment races with nothing.
     std::env::set_var("PCSCLITE_CSOCK_NAME", "/nonexistent/pcscd.comm");
     let sandbox = Sandbox::new();
-    let daemon = sandbox.start(&DaemonOptions::default());
+    let daemon = sandbox.start(&DaemonOptions::with_yubikeys());
     std::env::remove_var("PCSCLITE_CSOCK_NAME");
 
     let key = daemon.generate("example.com/nopcscd", "targets");
