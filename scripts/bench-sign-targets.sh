@@ -23,10 +23,11 @@ trap cleanup EXIT
 openssl ecparam -name prime256v1 -genkey -noout 2>/dev/null |
     openssl pkcs8 -topk8 -nocrypt -out "$work/python-key.pem"
 
-TUFKEY_PASSPHRASE=bench target/release/tufkeyd --no-keyring --socket "$work/tufkeyd.sock" \
+TUFKEY_PASSPHRASE=bench target/release/tufkeyd --no-keyring --no-yubikey --socket "$work/tufkeyd.sock" \
     --store "$work/store" 2>"$work/tufkeyd.log" &
 daemon_pid=$!
-for _ in $(seq 100); do [[ -S $work/tufkeyd.sock ]] && break; sleep 0.05; done
+for _ in $(seq 600); do [[ -S $work/tufkeyd.sock ]] && break; sleep 0.05; done
+[[ -S $work/tufkeyd.sock ]] || { cat "$work/tufkeyd.log" >&2; exit 1; }
 tufkey=(target/release/tufkey --socket "$work/tufkeyd.sock")
 keyid=$("${tufkey[@]}" key generate --gun bench.example/app --role targets)
 

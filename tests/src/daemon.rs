@@ -164,6 +164,31 @@ impl Daemon {
         output
     }
 
+    /// A signer for [`crate::tuf_repo::RepoBuilder::build`]: `tufkey sign --key ID...
+    /// IN --out OUT` against this daemon.
+    pub fn metadata_signer(
+        &self,
+    ) -> impl FnMut(&Path, &Path, &[String]) -> Result<(), crate::tuf_repo::Error> + '_ {
+        move |input: &Path, output: &Path, keyids: &[String]| {
+            let mut args = vec!["sign".to_string()];
+            for keyid in keyids {
+                args.extend(["--key".to_string(), keyid.clone()]);
+            }
+            args.extend([
+                input.display().to_string(),
+                "--out".into(),
+                output.display().to_string(),
+            ]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let result = self.cli(&args);
+            if result.success {
+                Ok(())
+            } else {
+                Err(result.stderr.into())
+            }
+        }
+    }
+
     /// Generates a key and returns its `--json` description.
     pub fn generate(&self, gun: &str, role: &str) -> serde_json::Value {
         self.cli_ok(&["--json", "key", "generate", "--gun", gun, "--role", role])

@@ -6,7 +6,6 @@ use base64::Engine;
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use std::path::Path;
 use tufkey_e2e::daemon::{Daemon, DaemonOptions, Sandbox};
 use tufkey_e2e::tuf_repo::{self, RepoBuilder, RepoKeys, RoleKey};
 use tufkey_e2e::verify::{tough_key_id, verify_with_python_tuf, verify_with_tough};
@@ -34,29 +33,6 @@ fn role_key(daemon: &Daemon, role: &str) -> (RoleKey, Value) {
         RoleKey::new(key["keyid"].as_str().unwrap(), key["tuf_key"].clone()),
         key,
     )
-}
-
-fn sign_with_cli(
-    daemon: &Daemon,
-) -> impl FnMut(&Path, &Path, &[String]) -> Result<(), tuf_repo::Error> + '_ {
-    move |input: &Path, output: &Path, keyids: &[String]| {
-        let mut args = vec!["sign".to_string()];
-        for keyid in keyids {
-            args.extend(["--key".to_string(), keyid.clone()]);
-        }
-        args.extend([
-            input.display().to_string(),
-            "--out".into(),
-            output.display().to_string(),
-        ]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let result = daemon.cli(&args);
-        if result.success {
-            Ok(())
-        } else {
-            Err(result.stderr.into())
-        }
-    }
 }
 
 /// The Notary key ID, computed independently: sha256 of olpc-cjson's canonical form of
@@ -106,7 +82,7 @@ fn repository_signed_only_through_tufkey_is_accepted_and_tampering_is_rejected()
         .target("docs/readme.txt", b"hello from tufkey\n".to_vec())
         .target_with_custom("bin/tool", vec![0u8, 1, 2, 255], json!({"arch": "amd64"}));
     let good = builder
-        .build(&sandbox.path("good"), &mut sign_with_cli(&daemon))
+        .build(&sandbox.path("good"), &mut daemon.metadata_signer())
         .expect("build and sign the repository");
 
     let summary = verify_with_python_tuf(&good.dir)
@@ -120,7 +96,7 @@ fn repository_signed_only_through_tufkey_is_accepted_and_tampering_is_rejected()
     // Tamper with the timestamp signature: timestamp is never hash-pinned, so only
     // the signature check can catch it.
     let tampered = builder
-        .build(&sandbox.path("tampered"), &mut sign_with_cli(&daemon))
+        .build(&sandbox.path("tampered"), &mut daemon.metadata_signer())
         .expect("build the second repository");
     tuf_repo::tamper_signature(&tampered.metadata("timestamp.json")).unwrap();
     let python_error = verify_with_python_tuf(&tampered.dir)

@@ -3,9 +3,8 @@
 //! accept, and a second daemon with an empty store finds the same keys on the card.
 
 use serde_json::Value;
-use std::path::Path;
-use tufkey_e2e::daemon::{Daemon, DaemonOptions, Sandbox};
-use tufkey_e2e::tuf_repo::{self, RepoBuilder, RepoKeys, RoleKey};
+use tufkey_e2e::daemon::{DaemonOptions, Sandbox};
+use tufkey_e2e::tuf_repo::{RepoBuilder, RepoKeys, RoleKey};
 use tufkey_e2e::vcard::{self, generate_on_card, sign_raw, signature_verifies, unlock, PIN};
 use tufkey_e2e::verify::{verify_with_python_tuf, verify_with_tough};
 
@@ -13,29 +12,6 @@ const GUN: &str = "docker.io/acme/app";
 
 fn role_key(key: &Value) -> RoleKey {
     RoleKey::new(key["keyid"].as_str().unwrap(), key["tuf_key"].clone())
-}
-
-fn sign_with_cli(
-    daemon: &Daemon,
-) -> impl FnMut(&Path, &Path, &[String]) -> Result<(), tuf_repo::Error> + '_ {
-    move |input: &Path, output: &Path, keyids: &[String]| {
-        let mut args = vec!["sign".to_string()];
-        for keyid in keyids {
-            args.extend(["--key".to_string(), keyid.clone()]);
-        }
-        args.extend([
-            input.display().to_string(),
-            "--out".into(),
-            output.display().to_string(),
-        ]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let result = daemon.cli(&args);
-        if result.success {
-            Ok(())
-        } else {
-            Err(result.stderr.into())
-        }
-    }
 }
 
 fn assert_on_card(key: &Value, serial: u32, slot: &str, pin_policy: &str) {
@@ -86,7 +62,7 @@ fn root_in_9c_and_targets_in_82_sign_a_repository_that_python_tuf_and_tough_acce
         role_key(&timestamp),
     ))
     .target("app-1.0.tar.gz", b"signed on a YubiKey".to_vec())
-    .build(&sandbox.path("repo"), &mut sign_with_cli(&daemon))
+    .build(&sandbox.path("repo"), &mut daemon.metadata_signer())
     .expect("build and sign the repository");
     verify_with_python_tuf(&repo.dir)
         .expect("python-tuf rejected root/targets signed on the YubiKey");
