@@ -705,10 +705,18 @@ fn discover_keys(yubikey: &mut YubiKey, serial: u32) -> Vec<KeyRecord> {
 /// clears the cache and is not retried. Returns the PIN for a second VERIFY.
 fn verify_cached_pin(pins: &PinCache, serial: u32, yubikey: &mut YubiKey) -> CardResult<Pin> {
     let pin = pins.get(serial).ok_or(Error::PinRequired { serial })?;
-    match yubikey.get_pin_retries()? {
-        0 => return Err(Error::PinBlocked { serial }.into()),
-        1 => return Err(Error::LastPinTry { serial }.into()),
-        _ => {}
+    // An empty VERIFY answers the tries left without spending one (or success when
+    // the PIN is verified already, i.e. the counter is full).
+    match yubikey.verify_pin(&[]) {
+        Ok(()) => {}
+        Err(yubikey::Error::WrongPin { tries: 0 }) => {
+            return Err(Error::PinBlocked { serial }.into())
+        }
+        Err(yubikey::Error::WrongPin { tries: 1 }) => {
+            return Err(Error::LastPinTry { serial }.into())
+        }
+        Err(yubikey::Error::WrongPin { .. }) => {}
+        Err(error) => return Err(error.into()),
     }
     verify_typed_pin(pins, serial, yubikey, &pin)?;
     Ok(pin)
