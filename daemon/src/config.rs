@@ -82,6 +82,30 @@ pub struct Args {
     /// Do not use YubiKeys (by default they are used whenever pcscd is reachable).
     #[arg(long)]
     pub no_yubikey: bool,
+
+    /// Where keys created through the Notary signer API live [default: software].
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub notary_backend: Option<NotaryBackend>,
+
+    /// With `--notary-backend yubikey`: the YubiKey to use when several are plugged in.
+    #[arg(long, value_name = "SERIAL")]
+    pub notary_yubikey_serial: Option<u32>,
+}
+
+/// The backend for keys that notary-server creates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum NotaryBackend {
+    #[default]
+    Software,
+    Yubikey,
+}
+
+/// Where the Notary signer API puts the keys it creates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct NotaryKeys {
+    pub backend: NotaryBackend,
+    pub yubikey_serial: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -100,6 +124,8 @@ struct FileConfig {
     tls_allowed_subjects: Option<Vec<String>>,
     pin_cache_secs: Option<u64>,
     yubikey: Option<bool>,
+    notary_backend: Option<NotaryBackend>,
+    notary_yubikey_serial: Option<u32>,
 }
 
 /// The optional TCP listener: address, TLS identity, and who may connect.
@@ -131,6 +157,8 @@ pub struct Config {
     pub pin_cache: Duration,
     /// Whether to use YubiKeys (when pcscd is reachable).
     pub yubikey: bool,
+    /// Where keys created through the Notary signer API live.
+    pub notary_keys: NotaryKeys,
 }
 
 impl Config {
@@ -184,6 +212,13 @@ impl Config {
                     .unwrap_or(DEFAULT_PIN_CACHE_SECS),
             ),
             yubikey: !args.no_yubikey && file.yubikey.unwrap_or(true),
+            notary_keys: NotaryKeys {
+                backend: args
+                    .notary_backend
+                    .or(file.notary_backend)
+                    .unwrap_or_default(),
+                yubikey_serial: args.notary_yubikey_serial.or(file.notary_yubikey_serial),
+            },
         })
     }
 }

@@ -184,7 +184,7 @@ async fn routes(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|error| Error::Config(format!("reflection: {error}")))?;
-    let notary = NotaryService::new(keys.clone());
+    let notary = NotaryService::new(keys.clone(), config.notary_keys);
     Ok(Routes::new(health_service)
         .add_service(reflection)
         .add_service(

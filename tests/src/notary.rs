@@ -72,6 +72,16 @@ pub struct TlsDaemon {
 impl TlsDaemon {
     /// Starts tufkeyd on a free port; `extra_args` are appended (e.g. allow-lists).
     pub fn start(sandbox: &Sandbox, pki: &Pki, extra_args: &[&str]) -> TlsDaemon {
+        Self::start_with(sandbox, pki, extra_args, DaemonOptions::default())
+    }
+
+    /// [`TlsDaemon::start`] from other daemon options (e.g. with YubiKeys).
+    pub fn start_with(
+        sandbox: &Sandbox,
+        pki: &Pki,
+        extra_args: &[&str],
+        options: DaemonOptions,
+    ) -> TlsDaemon {
         let port = free_port();
         let mut args: Vec<String> = vec![
             "--listen-tcp".into(),
@@ -84,10 +94,7 @@ impl TlsDaemon {
             path_arg(&pki.file("ca.crt")),
         ];
         args.extend(extra_args.iter().map(|arg| arg.to_string()));
-        let daemon = sandbox.start(&DaemonOptions {
-            args,
-            ..DaemonOptions::default()
-        });
+        let daemon = sandbox.start(&DaemonOptions { args, ..options });
         TlsDaemon { daemon, port }
     }
 

@@ -11,10 +11,11 @@ use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 use tufkey::Client;
-use tufkey_e2e::daemon::{bin_dir, Sandbox};
+use tufkey_e2e::daemon::{bin_dir, DaemonOptions, Sandbox};
 use tufkey_e2e::notary::{
     client_flow, openssl_handshake, require_notary_binaries, NotaryServer, Pki, TlsDaemon,
 };
+use tufkey_e2e::vcard;
 use tufkey_proto::notary as pb;
 use tufkey_proto::notary::{
     key_management_client::KeyManagementClient, signer_client::SignerClient,
@@ -110,12 +111,12 @@ async fn first_rpc(channel: tufkey::Result<tonic::transport::Channel>) -> Result
         })
 }
 
-#[test]
-fn notary_server_publishes_with_its_timestamp_and_snapshot_keys_in_tufkeyd() {
+/// Runs the whole notary client flow against notary-server backed by `setup`'s tufkeyd
+/// and checks that the server-managed keys live in tufkeyd's `backend`.
+fn notary_flow_keeps_server_keys_in_tufkeyd(setup: &Setup, backend: &str) {
     require_notary_binaries();
-    let setup = Setup::start(&[]);
     let server = NotaryServer::start(&setup.pki, setup.tufkeyd.port);
-    let gun = format!("example.com/tufkey/e2e-{}", std::process::id());
+    let gun = format!("example.com/tufkey/e2e-{backend}-{}", std::process::id());
 
     let flow = client_flow(&setup.pki, &server, &gun);
     assert!(
@@ -141,13 +142,62 @@ fn notary_server_publishes_with_its_timestamp_and_snapshot_keys_in_tufkeyd() {
             });
         assert_eq!(key["gun"], gun.as_str());
         assert_eq!(key["role"], role.as_str());
-        assert_eq!(key["backend"], "software");
+        assert_eq!(key["backend"], backend);
     }
 
     // notary-server's own gRPC health client must accept tufkeyd (both service names).
     let (code, body) = server.health_after_first_trust_check(&setup.pki);
     assert_eq!(code, "200", "notary-server's trust check failed: {body}");
     assert_eq!(body.trim(), "{}");
+}
+
+#[test]
+fn notary_server_publishes_with_its_timestamp_and_snapshot_keys_in_tufkeyd() {
+    notary_flow_keeps_server_keys_in_tufkeyd(&Setup::start(&[]), "software");
+}
+
+#[test]
+fn notary_server_publishes_with_its_timestamp_and_snapshot_keys_on_a_yubikey() {
+    let cards = vcard::cards();
+    let serial = cards.serial(3);
+    vcard::reset(serial);
+    let serial_text = serial.to_string();
+    let sandbox = Sandbox::new();
+    let pki = Pki::make(&sandbox.path("pki"));
+    let tufkeyd = TlsDaemon::start_with(
+        &sandbox,
+        &pki,
+        &[
+            "--notary-backend",
+            "yubikey",
+            "--notary-yubikey-serial",
+            &serial_text,
+        ],
+        DaemonOptions::with_yubikeys(),
+    );
+    // What an operator does once: replace the factory management key, give the PIN.
+    let init = tufkeyd.daemon.cli_with_stdin(
+        &["device", "init", "--serial", &serial_text, "--pin-stdin"],
+        format!("{}\n", vcard::PIN).as_bytes(),
+    );
+    assert!(init.success, "{}", init.stderr);
+    assert!(vcard::unlock(&tufkeyd.daemon, serial, vcard::PIN).success);
+    let setup = Setup {
+        tufkeyd,
+        pki,
+        _sandbox: sandbox,
+    };
+    notary_flow_keeps_server_keys_in_tufkeyd(&setup, "yubikey");
+    let on_card = setup.listed_keys();
+    assert!(
+        on_card
+            .iter()
+            .filter(|key| key["backend"] == "yubikey")
+            .all(|key| key["serial"] == serial),
+        "{on_card:#?}"
+    );
+    drop(setup);
+    vcard::reset(serial);
 }
 
 #[test]

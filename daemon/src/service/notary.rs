@@ -1,15 +1,17 @@
 //! The Notary signer API (`proto.KeyManagement`, `proto.Signer`), wire-compatible
 //! with notary-signer so notary-server can keep its timestamp and snapshot keys here.
 //!
-//! Keys made through it are ordinary tufkey keys (gun + role, default backend) and are
+//! Keys made through it are ordinary tufkey keys (gun + role; in the software keystore
+//! or, with `--notary-backend yubikey`, on a YubiKey) and are
 //! addressed by their Notary key ID. Sign hashes the content with SHA-256 and answers
 //! the raw 64-byte r||s. Differences from notary-signer 0.7, all deliberate: an
 //! unsupported algorithm is INVALID_ARGUMENT (notary-signer: UNKNOWN), an empty gun or
 //! role is refused (every tufkey key belongs to a collection and a role), and a
 //! request without a key ID is INVALID_ARGUMENT (notary-signer crashes).
 
+use crate::config::{NotaryBackend, NotaryKeys};
 use crate::error::{Error, Result};
-use crate::keys::{KeyManager, KeyRecord, NewKey};
+use crate::keys::{BackendKind, KeyManager, KeyRecord, NewKey, Placement};
 use crate::tuf::key_json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -29,11 +31,27 @@ pub const NOTARY_HEALTH_SERVICES: [&str; 2] = [
 #[derive(Clone)]
 pub struct NotaryService {
     keys: Arc<KeyManager>,
+    new_keys: NotaryKeys,
 }
 
 impl NotaryService {
-    pub fn new(keys: Arc<KeyManager>) -> Self {
-        NotaryService { keys }
+    /// Handlers that create keys where `new_keys` says.
+    pub fn new(keys: Arc<KeyManager>, new_keys: NotaryKeys) -> Self {
+        NotaryService { keys, new_keys }
+    }
+
+    /// The backend and placement for a key notary-server asks for.
+    fn placement(&self) -> (BackendKind, Placement) {
+        match self.new_keys.backend {
+            NotaryBackend::Software => (BackendKind::Software, Placement::default()),
+            NotaryBackend::Yubikey => (
+                BackendKind::YubiKey,
+                Placement {
+                    serial: self.new_keys.yubikey_serial,
+                    ..Placement::default()
+                },
+            ),
+        }
     }
 
     /// Finds a key by the Notary key ID in a request.
@@ -83,13 +101,14 @@ impl pb::key_management_server::KeyManagement for NotaryService {
             )
             .into());
         }
+        let (backend, placement) = self.placement();
         let new_key = NewKey {
             gun: request.gun.parse()?,
             role: request.role.parse()?,
             exportable: false,
-            placement: Default::default(),
+            placement,
         };
-        let key = self.keys.generate(None, &new_key).await?;
+        let key = self.keys.generate(Some(backend), &new_key).await?;
         Ok(Response::new(pb::PublicKey {
             key_info: Some(key_info(&key)),
             public_key: key_json::public_key_der(&key.public_key),
@@ -204,7 +223,10 @@ mod tests {
 
     async fn service() -> NotaryService {
         let backend: Arc<dyn KeyBackend> = Arc::new(MemoryBackend::default());
-        NotaryService::new(Arc::new(KeyManager::new(vec![backend]).await.unwrap()))
+        NotaryService::new(
+            Arc::new(KeyManager::new(vec![backend]).await.unwrap()),
+            NotaryKeys::default(),
+        )
     }
 
     async fn create(service: &NotaryService, algorithm: &str) -> Result<pb::PublicKey, Status> {
