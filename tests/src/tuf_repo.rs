@@ -455,14 +455,10 @@ impl RepoBuilder {
     }
 }
 
-/// Adapts a one-key signer (like `tufkey sign --key ID IN --out OUT`) into a [`SignFn`]:
-/// signs with each key ID in turn, feeding each output into the next call (through
-/// `OUT.partN` files next to `signed_out`, removed afterwards).
-///
-/// ```ignore
-/// let mut sign = tuf_repo::per_key(|input, output, keyid| run_cli_sign(keyid, input, output));
-/// builder.build(dir, &mut sign)?;
-/// ```
+/// Adapts a one-key signer into a [`SignFn`]: signs with each key ID in turn, feeding
+/// each output into the next call (through `OUT.partN` files next to `signed_out`,
+/// removed afterwards). `tests/verifiers_selfcheck.rs` uses it with in-process keys:
+/// `builder.build(dir, &mut tuf_repo::per_key(|input, output, keyid| sign_one(...)))`.
 pub fn per_key<'a>(
     mut sign_one: impl FnMut(&Path, &Path, &str) -> Result<(), Error> + 'a,
 ) -> impl FnMut(&Path, &Path, &[String]) -> Result<(), Error> + 'a {
