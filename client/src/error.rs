@@ -26,8 +26,20 @@ pub enum Error {
     Usage(String),
 }
 
+/// The daemon's message and code, plus what lies under a transport failure (e.g. the
+/// TLS alert that refused a client certificate), which the message alone hides.
 fn rpc_message(status: &tonic::Status) -> String {
-    format!("{} ({:?})", status.message(), status.code())
+    let mut text = status.message().to_owned();
+    let mut source = std::error::Error::source(status);
+    while let Some(inner) = source {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        source = inner.source();
+    }
+    format!("{text} ({:?})", status.code())
 }
 
 impl Error {
@@ -47,3 +59,26 @@ impl Error {
 
 /// Shorthand for client results.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transport_failures_show_their_cause() {
+        let cause = std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "peer sent alert: unknown ca",
+        );
+        let mut status = tonic::Status::unavailable("transport error");
+        status.set_source(std::sync::Arc::new(cause));
+        assert_eq!(
+            Error::Rpc(status).to_string(),
+            "transport error: peer sent alert: unknown ca (Unavailable)"
+        );
+        assert_eq!(
+            Error::Rpc(tonic::Status::not_found("no key with ID x")).to_string(),
+            "no key with ID x (NotFound)"
+        );
+    }
+}
