@@ -149,6 +149,16 @@ fn signing_keeps_other_signatures_and_replaces_its_own() {
         .collect();
     assert_eq!(keyids, ["someone-else", first.as_str(), second.as_str()]);
     assert_eq!(signed["signed"]["_type"], "targets");
+
+    // `-` reads the document from stdin and writes the signed one to stdout.
+    let piped = daemon.cli_with_stdin(
+        &["sign", "--key", &second, "-"],
+        br#"{"signed":{"_type":"targets","version":2}}"#,
+    );
+    assert!(piped.success, "{}", piped.stderr);
+    let out: Value = serde_json::from_str(&piped.stdout).unwrap();
+    assert_eq!(out["signatures"][0]["keyid"], second.as_str());
+    assert_eq!(out["signed"]["version"], 2);
 }
 
 #[test]
