@@ -195,6 +195,14 @@ impl Daemon {
             .json()
     }
 
+    /// Generates a key and returns its TUF key ID.
+    pub fn generate_keyid(&self, gun: &str, role: &str) -> String {
+        self.cli_ok(&["key", "generate", "--gun", gun, "--role", role])
+            .stdout
+            .trim()
+            .to_owned()
+    }
+
     /// SIGTERM, and wait for a clean exit.
     pub fn stop(mut self) {
         if let Some(mut child) = self.child.take() {

@@ -45,10 +45,7 @@ fn sign_file(
 fn malformed_metadata_is_rejected_with_the_reason() {
     let sandbox = Sandbox::new();
     let daemon = sandbox.start(&DaemonOptions::default());
-    let keyid = daemon.generate("example.com/app", "targets")["keyid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let keyid = daemon.generate_keyid("example.com/app", "targets");
     let before = store_fingerprint(&sandbox.store());
     let file = sandbox.path("doc.json");
 
@@ -116,10 +113,7 @@ fn malformed_metadata_is_rejected_with_the_reason() {
 fn wrong_passphrase_and_locked_store_are_reported_and_recoverable() {
     let sandbox = Sandbox::new();
     let daemon = sandbox.start(&DaemonOptions::default());
-    let keyid = daemon.generate("example.com/app", "targets")["keyid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let keyid = daemon.generate_keyid("example.com/app", "targets");
     let doc = sandbox.path("doc.json");
     let unsigned = r#"{"signed":{"_type":"targets","version":1}}"#;
 
@@ -166,10 +160,7 @@ fn requests_over_the_size_limit_are_refused_and_a_100k_target_file_fits_the_defa
         args: vec!["--max-message-bytes".into(), "100000".into()],
         ..DaemonOptions::default()
     });
-    let keyid = small.generate("example.com/app", "targets")["keyid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let keyid = small.generate_keyid("example.com/app", "targets");
     let big = format!(
         r#"{{"signed":{{"_type":"targets","padding":"{}"}}}}"#,
         "x".repeat(200_000)
@@ -205,12 +196,7 @@ fn a_corrupted_key_file_is_named_and_skipped_while_the_others_still_sign() {
     let daemon = sandbox.start(&DaemonOptions::default());
     let keys: Vec<String> = ["root", "targets", "snapshot"]
         .iter()
-        .map(|role| {
-            daemon.generate("example.com/app", role)["keyid"]
-                .as_str()
-                .unwrap()
-                .to_owned()
-        })
+        .map(|role| daemon.generate_keyid("example.com/app", role))
         .collect();
     daemon.stop();
 

@@ -135,10 +135,7 @@ fn store_files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let sandbox = Sandbox::new();
     let daemon = sandbox.start(&DaemonOptions::default());
-    let keyid = daemon.generate("example.com/app", "root")["keyid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let keyid = daemon.generate_keyid("example.com/app", "root");
     let mode =
         |path: std::path::PathBuf| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(sandbox.store()), 0o700);

@@ -26,10 +26,7 @@ fn first_start_with_nothing_configured_keeps_a_random_secret_in_the_kernel_keyri
         "a newcomer's daemon must just work: {status}"
     );
     assert_eq!(status["passphrase_source"], "keyring");
-    let keyid = daemon.generate("example.com/newcomer", "targets")["keyid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let keyid = daemon.generate_keyid("example.com/newcomer", "targets");
     daemon.stop();
 
     // Read the kernel keyring where the daemon writes: the uid's user keyring.
@@ -75,10 +72,7 @@ fn idle_timeout_drops_keys_and_an_unlocked_by_hand_store_needs_unlock_again() {
         &["unlock", "--passphrase-stdin"],
         format!("{TEST_PASSPHRASE}\n").as_bytes(),
     );
-    let keyid = daemon.generate("example.com/idle", "targets")["keyid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let keyid = daemon.generate_keyid("example.com/idle", "targets");
     assert!(signs(&daemon, &keyid, &sandbox).success);
 
     std::thread::sleep(Duration::from_millis(2500));
@@ -101,10 +95,7 @@ fn idle_timeout_with_an_unattended_passphrase_unlocks_again_on_demand() {
         ..DaemonOptions::default()
     };
     let daemon = sandbox.start(&options);
-    let keyid = daemon.generate("example.com/idle", "targets")["keyid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let keyid = daemon.generate_keyid("example.com/idle", "targets");
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(
         daemon.cli_ok(&["--json", "status"]).json()["locked"],

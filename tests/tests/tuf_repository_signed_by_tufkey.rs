@@ -117,14 +117,8 @@ fn repository_signed_only_through_tufkey_is_accepted_and_tampering_is_rejected()
 fn signing_keeps_other_signatures_and_replaces_its_own() {
     let sandbox = Sandbox::new();
     let daemon = sandbox.start(&DaemonOptions::default());
-    let first = daemon.generate(GUN, "targets")["keyid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let second = daemon.generate(GUN, "targets")["keyid"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let first = daemon.generate_keyid(GUN, "targets");
+    let second = daemon.generate_keyid(GUN, "targets");
     let file = sandbox.path("targets.json");
     std::fs::write(
         &file,
