@@ -4,8 +4,8 @@
 # Starts notary-signer (0.7, memory storage, log level error) and tufkeyd (release
 # build, software keystore) on loopback with the same test PKI and mutual TLS, then
 # runs, for each concurrency level and each server,
-#   tufkey bench --protocol notary --addr https://127.0.0.1:PORT --ca ca.crt
-#                --cert client.crt --key client.key --concurrency C --duration D
+#   tufkey bench --protocol notary --addr https://127.0.0.1:PORT --tls-ca ca.crt
+#                --tls-cert client.crt --tls-key client.key --concurrency C --duration D
 #                --payload-bytes 512 --json
 # (one CreateKey("ecdsa"), then Sign of the same 512-byte payload back to back, one
 # connection per worker), and prints a markdown table with the ratio
@@ -45,7 +45,7 @@ TUFKEYD_BIN=$BIN_DIR/tufkeyd RUST_LOG=warn "$HERE/notary/start-tufkeyd.sh" "$T" 
 # bench NAME PORT CONCURRENCY SECS — one run, JSON to $T/NAME-cC.json
 bench() {
   "$BIN_DIR/tufkey" bench --protocol notary --addr "https://127.0.0.1:$2" \
-    --ca "$T/ca.crt" --cert "$T/client.crt" --key "$T/client.key" \
+    --tls-ca "$T/ca.crt" --tls-cert "$T/client.crt" --tls-key "$T/client.key" \
     --concurrency "$3" --duration "$4" --payload-bytes "$PAYLOAD_BYTES" --json
 }
 field() { jq -r "$2" "$T/$1.json"; }

@@ -2,8 +2,9 @@
 # Installs the Debian packages the tests need (idempotent, non-interactive):
 #   keyutils     kernel keyring, the OS keyring the `keyring` crate uses here
 #   util-linux   setpriv, to call the daemon as another uid
-# plus what scripts/notary/install.sh (notary) and scripts/vcard/install.sh
-# (pcscd, vsmartcard-vpcd, libclang-dev) install.
+# plus what scripts/notary/install.sh (notary) and scripts/vcard/install.sh install:
+# pcscd, vsmartcard-vpcd, libclang-dev, and libpcsclite-dev + pkg-config (every build
+# of tufkeyd links libpcsclite; scripts/tufkeyd installs those two as well).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tokio::net::UnixStream;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, Uri};
+use tufkey_proto::paths;
 use tufkey_proto::v1 as pb;
 use tufkey_proto::v1::{
     devices_client::DevicesClient, keys_client::KeysClient, session_client::SessionClient,
@@ -20,17 +21,15 @@ const MAX_MESSAGE_BYTES: usize = 1 << 30;
 /// How long to wait for a TCP connection and its TLS handshake.
 const TLS_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The socket clients use: `TUFKEY_SOCK`, else `$XDG_RUNTIME_DIR/tufkey/tufkeyd.sock`,
-/// else `/run/tufkey/tufkeyd.sock` (the daemon's own default).
+/// The socket clients use: `TUFKEY_SOCK`, else the daemon's own default
+/// ([`tufkey_proto::paths::default_socket_path`]).
 pub fn default_socket_path() -> PathBuf {
-    if let Some(path) = std::env::var_os("TUFKEY_SOCK").filter(|p| !p.is_empty()) {
-        return PathBuf::from(path);
-    }
-    std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run"))
-        .join("tufkey/tufkeyd.sock")
+    std::env::var_os(paths::SOCKET_ENV)
+        .filter(|path| !path.is_empty())
+        .map_or_else(
+            || paths::default_socket_path(|name| std::env::var_os(name)),
+            PathBuf::from,
+        )
 }
 
 /// A connection to tufkeyd. Cheap to clone; clones share the connection.
@@ -109,7 +108,7 @@ impl Client {
         }
         let unreachable = |reason: String| {
             Error::Usage(format!(
-                "cannot reach tufkeyd at {addr}: {reason} (check --addr, --ca, --cert and --key)"
+                "cannot reach tufkeyd at {addr}: {reason} (check --addr, --tls-ca, --tls-cert and --tls-key)"
             ))
         };
         Endpoint::from_shared(addr.to_owned())

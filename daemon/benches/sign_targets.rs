@@ -2,6 +2,8 @@
 //! `SignMetadata` does it, against a baseline measured in the same run: the common
 //! approach of parsing into `serde_json::Value` and canonicalising with `olpc-cjson`
 //! (what tough does), then re-serialising the document.
+// Test code: an unwrap that fails is the test failing, with its location.
+#![allow(clippy::unwrap_used)]
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use p256::ecdsa::signature::hazmat::PrehashSigner;

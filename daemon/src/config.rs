@@ -1,131 +1,228 @@
-//! Configuration: command-line flags over an optional TOML file over defaults.
+//! tufkeyd's settings, each declared once, in [`Settings`].
+//!
+//! One declaration serves every source so that they cannot drift apart: clap reads
+//! a field as a flag (and documents it in `--help`), serde reads it as a TOML key
+//! (the flag's name in snake_case), and its `env` attribute names its environment
+//! variable (`TUFKEYD_` + the flag's name). Precedence: flag > environment > TOML
+//! file (`--config FILE`) > default (clap's `default_value`, else computed below).
+//!
+//! Merging is generic: each source becomes a TOML table holding only the settings
+//! it gives, the tables overlay key by key, and the result deserialises back into
+//! [`Settings`]. Adding a field is all it takes to add a setting; the tests check
+//! that every flag in `--help` works from each source and that the README's table
+//! (rendered from the same declaration) is current.
+//!
+//! The resolved [`Config`] comes in sections, one per part of the daemon, so each
+//! backend is built from its own section only.
 
+use crate::backend::software::SoftwareConfig;
+use crate::backend::yubikey::YubiKeyConfig;
 use crate::error::{Error, Result};
-use crate::transport::unix::default_socket_path;
-use clap::Parser;
-use serde::Deserialize;
+use clap::parser::ValueSource;
+use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser};
+use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use tufkey_proto::paths;
 
-/// Default request/response size limit: admits a ~15 MB targets.json with room to spare.
-pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
-const DEFAULT_IDLE_LOCK_SECS: u64 = 15 * 60;
-const DEFAULT_PIN_CACHE_SECS: u64 = 15 * 60;
-
-/// tufkeyd: keeps TUF signing keys in an encrypted keystore (or on YubiKeys) and
-/// signs for other tools over gRPC. Logs go to stderr; set verbosity with RUST_LOG.
+/// Every setting of tufkeyd, each once: a flag, an environment variable and a TOML key.
 ///
-/// The keystore passphrase comes from the OS keyring, TUFKEY_PASSPHRASE, or
-/// `tufkey unlock`. A new store with none of these gets a random passphrase saved
-/// in the OS keyring.
-#[derive(Debug, Parser)]
-#[command(name = "tufkeyd", version)]
-pub struct Args {
-    /// TOML file with any of: socket, store, allow_uids, max_message_bytes,
-    /// idle_lock_secs, keyring, listen_tcp, tls_cert, tls_key, tls_client_ca,
-    /// tls_allowed_subjects, pin_cache_secs, yubikey. Flags override it.
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
+/// Each field has a single-paragraph doc (its `--help` line); a default that depends
+/// on the environment ends it as `[default: ...]`, others are clap `default_value`s.
+#[derive(Debug, Parser, Serialize, Deserialize)]
+#[command(
+    name = "tufkeyd",
+    version,
+    about = "tufkeyd: keeps TUF signing keys in an encrypted keystore (or on YubiKeys) and \
+             signs for other tools over gRPC. Logs go to stderr; set verbosity with RUST_LOG.",
+    long_about = None,
+    after_help = "Every setting is a flag, an environment variable (a list comma-separated, \
+                  a BOOL true or false) and a key of the --config TOML file (the flag's name \
+                  in snake_case). A flag beats the environment, which beats the file.\n\n\
+                  The keystore passphrase is not a setting: it comes from the OS keyring, \
+                  TUFKEY_PASSPHRASE, or `tufkey unlock`. A new store with none of these gets \
+                  a random passphrase saved in the OS keyring."
+)]
+#[serde(deny_unknown_fields)]
+struct Settings {
+    /// TOML file of settings, keyed by flag name in snake_case (e.g. `allow_uid = [1000]`);
+    /// flags and environment variables win over it
+    #[arg(long, env = "TUFKEYD_CONFIG", value_name = "FILE")]
+    #[serde(skip)]
+    config: Option<PathBuf>,
 
-    /// Unix socket to listen on [default: $XDG_RUNTIME_DIR/tufkey/tufkeyd.sock,
-    /// else /run/tufkey/tufkeyd.sock].
-    #[arg(long, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
+    /// Unix socket to listen on [default: $XDG_RUNTIME_DIR/tufkey/tufkeyd.sock, else
+    /// /run/tufkey/tufkeyd.sock]
+    #[arg(long, env = "TUFKEYD_SOCKET", value_name = "PATH")]
+    socket: Option<PathBuf>,
 
-    /// Keystore directory [default: $XDG_DATA_HOME/tufkey, else ~/.local/share/tufkey].
-    #[arg(long, value_name = "DIR")]
-    pub store: Option<PathBuf>,
+    /// Keystore directory [default: $XDG_DATA_HOME/tufkey, else ~/.local/share/tufkey]
+    #[arg(long, env = "TUFKEYD_STORE", value_name = "DIR")]
+    store: Option<PathBuf>,
 
-    /// A uid allowed to call over the socket (repeatable) [default: the daemon's own uid].
-    #[arg(long = "allow-uid", value_name = "UID")]
-    pub allow_uids: Vec<u32>,
+    /// A uid allowed to call over the socket (repeatable) [default: the daemon's own uid]
+    #[arg(long, env = "TUFKEYD_ALLOW_UID", value_name = "UID")]
+    allow_uid: Option<Vec<u32>>,
 
-    /// Largest gRPC request or response in bytes [default: 67108864].
-    #[arg(long, value_name = "BYTES")]
-    pub max_message_bytes: Option<usize>,
+    /// Largest gRPC request or response in bytes (a 100k-target targets.json is ~15 MB)
+    #[arg(
+        long,
+        env = "TUFKEYD_MAX_MESSAGE_BYTES",
+        value_name = "BYTES",
+        default_value = "67108864"
+    )]
+    max_message_bytes: Option<usize>,
 
-    /// Drop decrypted keys after this many seconds without a signature [default: 900].
-    #[arg(long, value_name = "SECS")]
-    pub idle_lock_secs: Option<u64>,
+    /// Drop decrypted keys after this many seconds without a signature
+    #[arg(
+        long,
+        env = "TUFKEYD_IDLE_LOCK_SECS",
+        value_name = "SECS",
+        default_value = "900"
+    )]
+    idle_lock_secs: Option<u64>,
 
-    /// Never read or write the keystore passphrase in the OS keyring.
-    #[arg(long)]
-    pub no_keyring: bool,
+    /// Never read or write the keystore passphrase or YubiKey PINs in the OS keyring
+    #[arg(
+        long,
+        env = "TUFKEYD_NO_KEYRING",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value = "false",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    no_keyring: Option<bool>,
 
-    /// Also listen on TCP with mutual TLS (e.g. 127.0.0.1:7899), serving the native
-    /// API and the Notary signer API; needs --tls-cert, --tls-key and --tls-client-ca.
-    #[arg(long, value_name = "HOST:PORT")]
-    pub listen_tcp: Option<String>,
+    /// Also listen on TCP with mutual TLS (e.g. 127.0.0.1:7899), serving the native API
+    /// and the Notary signer API; needs --tls-cert, --tls-key and --tls-client-ca
+    #[arg(long, env = "TUFKEYD_LISTEN_TCP", value_name = "HOST:PORT")]
+    listen_tcp: Option<String>,
 
-    /// PEM certificate (chain) the TCP listener presents.
-    #[arg(long, value_name = "FILE")]
-    pub tls_cert: Option<PathBuf>,
+    /// PEM certificate (chain) the TCP listener presents
+    #[arg(long, env = "TUFKEYD_TLS_CERT", value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
 
-    /// PEM private key of --tls-cert.
-    #[arg(long, value_name = "FILE")]
-    pub tls_key: Option<PathBuf>,
+    /// PEM private key of --tls-cert
+    #[arg(long, env = "TUFKEYD_TLS_KEY", value_name = "FILE")]
+    tls_key: Option<PathBuf>,
 
-    /// PEM CA certificate(s): TCP clients must present a certificate issued by one.
-    #[arg(long, value_name = "FILE")]
-    pub tls_client_ca: Option<PathBuf>,
+    /// PEM CA certificate(s): TCP clients must present a certificate issued by one
+    #[arg(long, env = "TUFKEYD_TLS_CLIENT_CA", value_name = "FILE")]
+    tls_client_ca: Option<PathBuf>,
 
     /// A client certificate subject common name allowed over TCP (repeatable)
-    /// [default: any certificate from --tls-client-ca].
-    #[arg(long = "tls-allow-subject", value_name = "CN")]
-    pub tls_allowed_subjects: Vec<String>,
+    /// [default: any certificate from --tls-client-ca]
+    #[arg(long, env = "TUFKEYD_TLS_ALLOW_SUBJECT", value_name = "CN")]
+    tls_allow_subject: Option<Vec<String>>,
 
-    /// Forget a YubiKey PIN this many seconds after `tufkey unlock --serial` [default: 900].
-    #[arg(long, value_name = "SECS")]
-    pub pin_cache_secs: Option<u64>,
+    /// Forget a YubiKey PIN this many seconds after `tufkey unlock --serial`
+    #[arg(
+        long,
+        env = "TUFKEYD_PIN_CACHE_SECS",
+        value_name = "SECS",
+        default_value = "900"
+    )]
+    pin_cache_secs: Option<u64>,
 
-    /// Do not use YubiKeys (by default they are used whenever pcscd is reachable).
-    #[arg(long)]
-    pub no_yubikey: bool,
+    /// Do not use YubiKeys (by default they are used whenever pcscd is reachable)
+    #[arg(
+        long,
+        env = "TUFKEYD_NO_YUBIKEY",
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        default_value = "false",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
+    no_yubikey: Option<bool>,
 
-    /// Where keys created through the Notary signer API live [default: software].
-    #[arg(long, value_enum, value_name = "BACKEND")]
-    pub notary_backend: Option<NotaryBackend>,
+    /// The backend that keeps keys created through the Notary signer API: software or
+    /// yubikey
+    #[arg(
+        long,
+        env = "TUFKEYD_NOTARY_BACKEND",
+        value_name = "NAME",
+        default_value = "software"
+    )]
+    notary_backend: Option<String>,
 
-    /// With `--notary-backend yubikey`: the YubiKey to use when several are plugged in.
-    #[arg(long, value_name = "SERIAL")]
-    pub notary_yubikey_serial: Option<u32>,
+    /// With --notary-backend yubikey: the YubiKey to use when several are plugged in
+    #[arg(long, env = "TUFKEYD_NOTARY_YUBIKEY_SERIAL", value_name = "SERIAL")]
+    notary_yubikey_serial: Option<u32>,
 }
 
-/// The backend for keys that notary-server creates.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum NotaryBackend {
-    #[default]
-    Software,
-    Yubikey,
+/// TOML keys that were renamed when every setting got one name; the error for the
+/// old key says the new spelling.
+const RENAMED_KEYS: &[(&str, &str)] = &[
+    ("keyring", "`keyring = false` is now `no_keyring = true`"),
+    ("yubikey", "`yubikey = false` is now `no_yubikey = true`"),
+    ("allow_uids", "`allow_uids` is now `allow_uid` (a list)"),
+    (
+        "tls_allowed_subjects",
+        "`tls_allowed_subjects` is now `tls_allow_subject` (a list)",
+    ),
+];
+
+/// tufkeyd's command line, parsed; [`Config::resolve`] merges it with the
+/// environment and the TOML file.
+#[derive(Debug)]
+pub struct Args(ArgMatches);
+
+impl Args {
+    /// The process's arguments. `--help`, `--version` and usage errors print and
+    /// exit here, as in any clap program.
+    pub fn parse() -> Self {
+        Args(parser().get_matches())
+    }
+
+    /// `argv` (program name first); a usage error, `--help` included, is an `Err`.
+    pub fn try_parse_from<I, T>(argv: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        parser()
+            .try_get_matches_from(argv)
+            .map(Args)
+            .map_err(|error| Error::Config(clap_message(&error)))
+    }
+}
+
+/// The daemon's resolved configuration, one section per part of the daemon.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: ListenConfig,
+    pub software: SoftwareConfig,
+    /// `None` with `--no-yubikey`.
+    pub yubikey: Option<YubiKeyConfig>,
+    pub notary: NotaryConfig,
+}
+
+/// Where and for whom the daemon listens.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ListenConfig {
+    pub socket: PathBuf,
+    /// Uids allowed to call over the socket.
+    pub allow_uids: Vec<u32>,
+    /// Largest gRPC request or response, in bytes.
+    pub max_message_bytes: usize,
+    /// `None`: no TCP listener (the default).
+    pub tcp: Option<TcpListenerConfig>,
 }
 
 /// Where the Notary signer API puts the keys it creates.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct NotaryKeys {
-    pub backend: NotaryBackend,
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NotaryConfig {
+    /// A backend's name (`software` unless set); the daemon checks it against the
+    /// backends it runs.
+    pub backend: String,
+    /// With the `yubikey` backend: which card, when several are plugged in.
     pub yubikey_serial: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    socket: Option<PathBuf>,
-    store: Option<PathBuf>,
-    allow_uids: Option<Vec<u32>>,
-    max_message_bytes: Option<usize>,
-    idle_lock_secs: Option<u64>,
-    keyring: Option<bool>,
-    listen_tcp: Option<String>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    tls_client_ca: Option<PathBuf>,
-    tls_allowed_subjects: Option<Vec<String>>,
-    pin_cache_secs: Option<u64>,
-    yubikey: Option<bool>,
-    notary_backend: Option<NotaryBackend>,
-    notary_yubikey_serial: Option<u32>,
 }
 
 /// The optional TCP listener: address, TLS identity, and who may connect.
@@ -142,85 +239,191 @@ pub struct TcpListenerConfig {
     pub allowed_subjects: Vec<String>,
 }
 
-/// The daemon's resolved configuration.
-#[derive(Clone, Debug)]
-pub struct Config {
-    pub socket: PathBuf,
-    pub store: PathBuf,
-    pub allow_uids: Vec<u32>,
-    pub max_message_bytes: usize,
-    pub idle_timeout: Duration,
-    pub use_keyring: bool,
-    /// `None`: no TCP listener (the default).
-    pub tcp: Option<TcpListenerConfig>,
-    /// How long a YubiKey PIN stays cached.
-    pub pin_cache: Duration,
-    /// Whether to use YubiKeys (when pcscd is reachable).
-    pub yubikey: bool,
-    /// Where keys created through the Notary signer API live.
-    pub notary_keys: NotaryKeys,
-}
-
 impl Config {
-    /// Resolves flags, then the config file, then defaults.
-    pub fn resolve(args: Args) -> Result<Self> {
-        let file = match &args.config {
-            Some(path) => read_file_config(path)?,
-            None => FileConfig::default(),
-        };
+    /// Merges `args` over the environment (`env` looks a variable up; `main` passes
+    /// `|name| std::env::var_os(name)`) over the `--config` file over defaults.
+    pub fn resolve(args: &Args, env: impl Fn(&str) -> Option<OsString>) -> Result<Self> {
+        let flags = Layer::given(&args.0)?;
+        let environment = Layer::from_env(&env)?;
+        let mut merged = defaults()?;
+        if let Some(file) = flags.config.or(environment.config) {
+            merged.extend(read_file(&file)?);
+        }
+        merged.extend(environment.settings);
+        merged.extend(flags.settings);
+        let settings: Settings = merged
+            .try_into()
+            .map_err(|error| Error::Config(format!("merging settings: {error}")))?;
+        Self::from_settings(settings, &env)
+    }
+
+    /// [`Config::resolve`] from an argv (program name first) and an environment
+    /// lookup, leaving the process environment alone: for tests.
+    pub fn resolve_from<I, T>(argv: I, env: impl Fn(&str) -> Option<OsString>) -> Result<Self>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        Self::resolve(&Args::try_parse_from(argv)?, env)
+    }
+
+    fn from_settings(settings: Settings, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Self> {
+        let use_keyring = !defaulted(settings.no_keyring, "no_keyring")?;
+        let pin_cache = Duration::from_secs(defaulted(settings.pin_cache_secs, "pin_cache_secs")?);
         let tcp = resolve_tcp(
-            args.listen_tcp.or(file.listen_tcp),
-            args.tls_cert.or(file.tls_cert),
-            args.tls_key.or(file.tls_key),
-            args.tls_client_ca.or(file.tls_client_ca),
-            if args.tls_allowed_subjects.is_empty() {
-                file.tls_allowed_subjects.unwrap_or_default()
-            } else {
-                args.tls_allowed_subjects
-            },
+            settings.listen_tcp,
+            settings.tls_cert,
+            settings.tls_key,
+            settings.tls_client_ca,
+            settings.tls_allow_subject.unwrap_or_default(),
         )?;
-        let allow_uids = if !args.allow_uids.is_empty() {
-            args.allow_uids
-        } else {
-            file.allow_uids
-                .unwrap_or_else(|| vec![nix::unistd::getuid().as_raw()])
-        };
         Ok(Config {
-            socket: args
-                .socket
-                .or(file.socket)
-                .unwrap_or_else(default_socket_path),
-            store: args
-                .store
-                .or(file.store)
-                .map_or_else(default_store_dir, Ok)?,
-            allow_uids,
-            max_message_bytes: args
-                .max_message_bytes
-                .or(file.max_message_bytes)
-                .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
-            idle_timeout: Duration::from_secs(
-                args.idle_lock_secs
-                    .or(file.idle_lock_secs)
-                    .unwrap_or(DEFAULT_IDLE_LOCK_SECS),
-            ),
-            use_keyring: !args.no_keyring && file.keyring.unwrap_or(true),
-            tcp,
-            pin_cache: Duration::from_secs(
-                args.pin_cache_secs
-                    .or(file.pin_cache_secs)
-                    .unwrap_or(DEFAULT_PIN_CACHE_SECS),
-            ),
-            yubikey: !args.no_yubikey && file.yubikey.unwrap_or(true),
-            notary_keys: NotaryKeys {
-                backend: args
-                    .notary_backend
-                    .or(file.notary_backend)
-                    .unwrap_or_default(),
-                yubikey_serial: args.notary_yubikey_serial.or(file.notary_yubikey_serial),
+            listen: ListenConfig {
+                socket: settings
+                    .socket
+                    .unwrap_or_else(|| paths::default_socket_path(env)),
+                allow_uids: settings
+                    .allow_uid
+                    .unwrap_or_else(|| vec![nix::unistd::getuid().as_raw()]),
+                max_message_bytes: defaulted(settings.max_message_bytes, "max_message_bytes")?,
+                tcp,
+            },
+            software: SoftwareConfig {
+                dir: settings.store.map_or_else(|| default_store_dir(env), Ok)?,
+                use_keyring,
+                idle_timeout: Duration::from_secs(defaulted(
+                    settings.idle_lock_secs,
+                    "idle_lock_secs",
+                )?),
+            },
+            yubikey: (!defaulted(settings.no_yubikey, "no_yubikey")?).then_some(YubiKeyConfig {
+                pin_cache,
+                use_keyring,
+            }),
+            notary: NotaryConfig {
+                backend: defaulted(settings.notary_backend, "notary_backend")?,
+                yubikey_serial: settings.notary_yubikey_serial,
             },
         })
     }
+}
+
+/// Settings from one source, as a TOML table of the keys it gives, plus the
+/// `--config` file it names (the file cannot name itself).
+#[derive(Default)]
+struct Layer {
+    config: Option<PathBuf>,
+    settings: toml::Table,
+}
+
+impl Layer {
+    /// What `matches` got from its arguments.
+    fn given(matches: &ArgMatches) -> Result<Self> {
+        let (settings, table) = from_source(matches, ValueSource::CommandLine)?;
+        Ok(Layer {
+            config: settings.config,
+            settings: table,
+        })
+    }
+
+    /// Each setting's environment variable, parsed as its flag would be; a list is
+    /// comma-separated and an empty variable counts as unset.
+    fn from_env(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Self> {
+        let mut layer = Layer::default();
+        for arg in Settings::command().get_arguments() {
+            let (Some(name), Some(long)) =
+                (arg.get_env().and_then(|name| name.to_str()), arg.get_long())
+            else {
+                continue;
+            };
+            let Some(value) = env(name).filter(|value| !value.is_empty()) else {
+                continue;
+            };
+            let value = value.into_string().map_err(|value| {
+                Error::Config(format!("{name}={value:?}: not UTF-8; use --{long} instead"))
+            })?;
+            let values: Vec<&str> = match arg.get_action() {
+                ArgAction::Append => value.split(',').map(str::trim).collect(),
+                _ => vec![value.as_str()],
+            };
+            let argv = std::iter::once("tufkeyd".to_string())
+                .chain(values.iter().map(|value| format!("--{long}={value}")));
+            let matches = parser().try_get_matches_from(argv).map_err(|error| {
+                Error::Config(format!("{name}={value:?}: {}", clap_message(&error)))
+            })?;
+            let one = Layer::given(&matches)?;
+            layer.config = layer.config.or(one.config);
+            layer.settings.extend(one.settings);
+        }
+        Ok(layer)
+    }
+}
+
+/// The command-line parser. The environment is a layer of its own (so its errors
+/// name the variable), so clap must not read it; `--help` still lists each variable.
+fn parser() -> clap::Command {
+    let help = Settings::command()
+        .mut_args(|arg| arg.hide_env_values(true))
+        .render_help();
+    Settings::command()
+        .mut_args(|arg| arg.env(None::<&str>))
+        .override_help(help)
+}
+
+/// Every clap `default_value`: the bottom layer.
+fn defaults() -> Result<toml::Table> {
+    let matches = parser()
+        .try_get_matches_from(["tufkeyd"])
+        .map_err(|error| Error::Config(clap_message(&error)))?;
+    Ok(from_source(&matches, ValueSource::DefaultValue)?.1)
+}
+
+/// The settings in `matches`, and those that came from `source` as a table.
+fn from_source(matches: &ArgMatches, source: ValueSource) -> Result<(Settings, toml::Table)> {
+    let settings =
+        Settings::from_arg_matches(matches).map_err(|error| Error::Config(clap_message(&error)))?;
+    let mut table = to_table(&settings)?;
+    table.retain(|key, _| matches.value_source(key) == Some(source));
+    Ok((settings, table))
+}
+
+/// clap's message without its `error: ` prefix and `--help` hint.
+fn clap_message(error: &clap::Error) -> String {
+    let text = error.to_string();
+    let first = text.lines().next().unwrap_or_default();
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
+
+/// The settings that are set, as a TOML table (unset ones are left out).
+fn to_table(settings: &Settings) -> Result<toml::Table> {
+    toml::Table::try_from(settings)
+        .map_err(|error| Error::Config(format!("a setting does not fit in TOML: {error}")))
+}
+
+/// A setting clap always fills in from its `default_value`.
+fn defaulted<T>(value: Option<T>, key: &str) -> Result<T> {
+    value.ok_or_else(|| {
+        Error::Config(format!(
+            "setting {key} has no value: give it a default_value in tufkeyd's config::Settings"
+        ))
+    })
+}
+
+/// The `--config` file's settings, checked against [`Settings`].
+fn read_file(path: &Path) -> Result<toml::Table> {
+    let text = std::fs::read_to_string(path).map_err(Error::io("reading config", path))?;
+    file_settings(&text).map_err(|reason| Error::Config(format!("{}: {reason}", path.display())))
+}
+
+fn file_settings(text: &str) -> std::result::Result<toml::Table, String> {
+    let settings: Settings = toml::from_str(text).map_err(|error| {
+        let keys: toml::Table = toml::from_str(text).unwrap_or_default();
+        RENAMED_KEYS
+            .iter()
+            .find(|(old, _)| keys.contains_key(*old))
+            .map_or_else(|| error.to_string(), |(_, hint)| hint.to_string())
+    })?;
+    to_table(&settings).map_err(|error| error.to_string())
 }
 
 /// The TCP listener is all or nothing: an address needs every TLS file, and TLS
@@ -266,17 +469,12 @@ fn resolve_address(text: &str) -> Result<SocketAddr> {
         .ok_or_else(|| bad("resolves to no address".into()))
 }
 
-fn read_file_config(path: &Path) -> Result<FileConfig> {
-    let text = std::fs::read_to_string(path).map_err(Error::io("reading config", path))?;
-    toml::from_str(&text).map_err(|error| Error::Config(format!("{}: {error}", path.display())))
-}
-
 /// `$XDG_DATA_HOME/tufkey`, else `~/.local/share/tufkey`.
-fn default_store_dir() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("XDG_DATA_HOME").filter(|dir| !dir.is_empty()) {
+fn default_store_dir(env: &dyn Fn(&str) -> Option<OsString>) -> Result<PathBuf> {
+    if let Some(dir) = env("XDG_DATA_HOME").filter(|dir| !dir.is_empty()) {
         return Ok(PathBuf::from(dir).join("tufkey"));
     }
-    std::env::var_os("HOME")
+    env("HOME")
         .filter(|home| !home.is_empty())
         .map(|home| PathBuf::from(home).join(".local/share/tufkey"))
         .ok_or_else(|| {
@@ -287,50 +485,149 @@ fn default_store_dir() -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+    use std::io::Write;
+
+    /// A fixed environment plus `vars`, so no test reads (or races on) the process's.
+    fn env_with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<OsString> {
+        let mut map: HashMap<String, OsString> = HashMap::new();
+        for (name, value) in [("XDG_RUNTIME_DIR", "/run/user/7"), ("HOME", "/home/test")]
+            .iter()
+            .chain(vars)
+        {
+            map.insert(name.to_string(), value.into());
+        }
+        move |name| map.get(name).cloned()
+    }
+
+    fn resolve(argv: &[&str], vars: &[(&str, &str)]) -> Result<Config> {
+        Config::resolve_from(
+            std::iter::once("tufkeyd").chain(argv.iter().copied()),
+            env_with(vars),
+        )
+    }
+
+    /// A `--config` file holding `text`.
+    fn toml_file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file
+    }
+
+    fn path_of(file: &tempfile::NamedTempFile) -> &str {
+        file.path().to_str().unwrap()
+    }
 
     #[test]
-    fn flags_override_the_file_and_the_file_overrides_defaults() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("tufkeyd.toml");
-        std::fs::write(
-            &file,
-            "store = \"/from/file\"\nidle_lock_secs = 5\nkeyring = false\n",
+    fn nothing_configured_gives_the_defaults() {
+        let config = resolve(&[], &[]).unwrap();
+        assert_eq!(
+            config.listen,
+            ListenConfig {
+                socket: PathBuf::from("/run/user/7/tufkey/tufkeyd.sock"),
+                allow_uids: vec![nix::unistd::getuid().as_raw()],
+                max_message_bytes: 64 * 1024 * 1024,
+                tcp: None,
+            }
+        );
+        assert_eq!(
+            config.software.dir,
+            PathBuf::from("/home/test/.local/share/tufkey")
+        );
+        assert!(config.software.use_keyring);
+        assert_eq!(config.software.idle_timeout, Duration::from_secs(900));
+        let yubikey = config.yubikey.expect("YubiKeys are on by default");
+        assert_eq!(yubikey.pin_cache, Duration::from_secs(900));
+        assert!(yubikey.use_keyring);
+        assert_eq!(
+            config.notary,
+            NotaryConfig {
+                backend: "software".into(),
+                yubikey_serial: None
+            }
+        );
+    }
+
+    #[test]
+    fn flags_beat_the_environment_which_beats_the_file() {
+        let file = toml_file(
+            "store = \"/file\"\nsocket = \"/file.sock\"\nidle_lock_secs = 5\nno_keyring = true\n",
+        );
+        let config = resolve(
+            &["--config", path_of(&file), "--socket", "/flag.sock"],
+            &[("TUFKEYD_STORE", "/env"), ("TUFKEYD_SOCKET", "/env.sock")],
         )
         .unwrap();
-        let args = Args::parse_from([
-            "tufkeyd",
-            "--config",
-            file.to_str().unwrap(),
-            "--socket",
-            "/s.sock",
-        ]);
-        let config = Config::resolve(args).unwrap();
-        assert_eq!(config.store, PathBuf::from("/from/file"));
-        assert_eq!(config.socket, PathBuf::from("/s.sock"));
-        assert_eq!(config.idle_timeout, Duration::from_secs(5));
-        assert!(!config.use_keyring);
-        assert_eq!(config.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
-        assert_eq!(config.tcp, None, "TCP is off by default");
+        assert_eq!(config.listen.socket, PathBuf::from("/flag.sock"));
+        assert_eq!(config.software.dir, PathBuf::from("/env"));
+        assert_eq!(config.software.idle_timeout, Duration::from_secs(5));
+        assert!(!config.software.use_keyring);
+        assert!(!config.yubikey.unwrap().use_keyring);
+    }
+
+    #[test]
+    fn switches_work_bare_and_with_a_value() {
+        let config = resolve(&["--no-keyring", "--no-yubikey"], &[]).unwrap();
+        assert!(!config.software.use_keyring);
+        assert!(config.yubikey.is_none());
+
+        let config = resolve(&[], &[("TUFKEYD_NO_YUBIKEY", "1")]).unwrap();
+        assert!(config.yubikey.is_none());
+        let config = resolve(&["--no-yubikey=false"], &[("TUFKEYD_NO_YUBIKEY", "true")]).unwrap();
+        assert!(config.yubikey.is_some(), "the flag beats the environment");
+    }
+
+    #[test]
+    fn lists_repeat_as_flags_and_are_comma_separated_in_the_environment() {
+        let config = resolve(&["--allow-uid", "1000", "--allow-uid", "1001"], &[]).unwrap();
+        assert_eq!(config.listen.allow_uids, vec![1000, 1001]);
+        let config = resolve(&[], &[("TUFKEYD_ALLOW_UID", "1000, 1001")]).unwrap();
+        assert_eq!(config.listen.allow_uids, vec![1000, 1001]);
+    }
+
+    #[test]
+    fn a_bad_environment_value_names_the_variable() {
+        let error = resolve(&[], &[("TUFKEYD_IDLE_LOCK_SECS", "soon")]).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("TUFKEYD_IDLE_LOCK_SECS=\"soon\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn the_config_file_comes_from_the_flag_else_the_environment() {
+        let from_env = toml_file("store = \"/from-env-file\"\n");
+        let from_flag = toml_file("store = \"/from-flag-file\"\n");
+        let env = [("TUFKEYD_CONFIG", path_of(&from_env))];
+        assert_eq!(
+            resolve(&[], &env).unwrap().software.dir,
+            PathBuf::from("/from-env-file")
+        );
+        assert_eq!(
+            resolve(&["--config", path_of(&from_flag)], &env)
+                .unwrap()
+                .software
+                .dir,
+            PathBuf::from("/from-flag-file")
+        );
     }
 
     #[test]
     fn tcp_listener_comes_from_the_file_with_flags_winning() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("tufkeyd.toml");
-        std::fs::write(
-            &file,
+        let file = toml_file(
             "listen_tcp = \"127.0.0.1:7899\"\ntls_cert = \"/f/signer.crt\"\ntls_key = \"/f/signer.key\"\n\
-             tls_client_ca = \"/f/ca.crt\"\ntls_allowed_subjects = [\"notary-server\"]\n",
+             tls_client_ca = \"/f/ca.crt\"\ntls_allow_subject = [\"notary-server\"]\n",
+        );
+        let tcp = resolve(
+            &["--config", path_of(&file), "--tls-cert", "/flag/signer.crt"],
+            &[],
         )
+        .unwrap()
+        .listen
+        .tcp
         .unwrap();
-        let args = Args::parse_from([
-            "tufkeyd",
-            "--config",
-            file.to_str().unwrap(),
-            "--tls-cert",
-            "/flag/signer.crt",
-        ]);
-        let tcp = Config::resolve(args).unwrap().tcp.unwrap();
         assert_eq!(tcp.listen, "127.0.0.1:7899".parse().unwrap());
         assert_eq!(tcp.cert, PathBuf::from("/flag/signer.crt"));
         assert_eq!(tcp.key, PathBuf::from("/f/signer.key"));
@@ -340,30 +637,28 @@ mod tests {
 
     #[test]
     fn tcp_without_tls_files_or_tls_without_tcp_is_refused() {
-        let missing_ca = Config::resolve(Args::parse_from([
-            "tufkeyd",
-            "--listen-tcp",
-            "127.0.0.1:7899",
-            "--tls-cert",
-            "c",
-            "--tls-key",
-            "k",
-        ]))
+        let missing_ca = resolve(
+            &[
+                "--listen-tcp",
+                "127.0.0.1:7899",
+                "--tls-cert",
+                "c",
+                "--tls-key",
+                "k",
+            ],
+            &[],
+        )
         .unwrap_err();
         assert!(
             missing_ca.to_string().contains("--tls-client-ca"),
             "{missing_ca}"
         );
-
-        let no_address =
-            Config::resolve(Args::parse_from(["tufkeyd", "--tls-cert", "c"])).unwrap_err();
+        let no_address = resolve(&["--tls-cert", "c"], &[]).unwrap_err();
         assert!(
             no_address.to_string().contains("--listen-tcp"),
             "{no_address}"
         );
-
-        let bad_address =
-            Config::resolve(Args::parse_from(["tufkeyd", "--listen-tcp", "nowhere"])).unwrap_err();
+        let bad_address = resolve(&["--listen-tcp", "nowhere"], &[]).unwrap_err();
         assert!(
             bad_address.to_string().contains("HOST:PORT"),
             "{bad_address}"
@@ -372,15 +667,270 @@ mod tests {
 
     #[test]
     fn unknown_config_keys_are_named() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("tufkeyd.toml");
-        std::fs::write(&file, "sokcet = \"/x\"\n").unwrap();
-        let error = Config::resolve(Args::parse_from([
-            "tufkeyd",
-            "--config",
-            file.to_str().unwrap(),
-        ]))
-        .unwrap_err();
+        let file = toml_file("sokcet = \"/x\"\n");
+        let error = resolve(&["--config", path_of(&file)], &[]).unwrap_err();
         assert!(error.to_string().contains("sokcet"), "{error}");
+    }
+
+    #[test]
+    fn old_config_keys_name_their_new_spelling() {
+        for (old, new) in [
+            ("keyring = false", "no_keyring = true"),
+            ("yubikey = false", "no_yubikey = true"),
+            ("allow_uids = [1]", "allow_uid"),
+            ("tls_allowed_subjects = [\"a\"]", "tls_allow_subject"),
+        ] {
+            let file = toml_file(old);
+            let error = resolve(&["--config", path_of(&file)], &[]).unwrap_err();
+            assert!(error.to_string().contains(new), "{old}: {error}");
+        }
+    }
+
+    /// The settings `tufkeyd --help` shows, `--config` included.
+    fn settings_in_help() -> Vec<clap::Arg> {
+        let mut command = Settings::command();
+        command.build();
+        command
+            .get_arguments()
+            .filter(|arg| {
+                !arg.is_hide_set()
+                    && !matches!(
+                        arg.get_action(),
+                        ArgAction::Help
+                            | ArgAction::HelpShort
+                            | ArgAction::HelpLong
+                            | ArgAction::Version
+                    )
+            })
+            .cloned()
+            .collect()
+    }
+
+    fn long(arg: &clap::Arg) -> &str {
+        arg.get_long().expect("every setting has a --flag")
+    }
+
+    fn env_name(arg: &clap::Arg) -> &str {
+        arg.get_env()
+            .and_then(|name| name.to_str())
+            .unwrap_or_else(|| panic!("--{}: declare env = \"TUFKEYD_...\"", long(arg)))
+    }
+
+    fn repeatable(arg: &clap::Arg) -> bool {
+        matches!(arg.get_action(), ArgAction::Append)
+    }
+
+    /// A switch: `--no-keyring` alone means true.
+    fn switch(arg: &clap::Arg) -> bool {
+        arg.get_num_args()
+            .is_some_and(|count| count.min_values() == 0)
+    }
+
+    #[test]
+    fn every_setting_is_named_by_one_rule() {
+        for arg in settings_in_help() {
+            let long = long(&arg);
+            assert_eq!(
+                env_name(&arg),
+                format!("TUFKEYD_{}", long.replace('-', "_").to_uppercase()),
+                "--{long}: environment variable"
+            );
+            assert_eq!(
+                arg.get_id().as_str(),
+                long.replace('-', "_"),
+                "--{long}: the field (and TOML key) must be the flag's name in snake_case"
+            );
+            assert!(
+                arg.get_help().is_some() && arg.get_long_help().is_none(),
+                "--{long}: document it in one paragraph, its --help line and README description"
+            );
+        }
+    }
+
+    /// Two different values of a setting; the first is not its default.
+    fn samples(arg: &clap::Arg) -> [&'static str; 2] {
+        let value_name = arg
+            .get_value_names()
+            .and_then(|names| names.first())
+            .map_or("", |name| name.as_str());
+        match value_name {
+            "PATH" | "DIR" | "FILE" => ["/first/x", "/second/x"],
+            "UID" => ["4242", "4343"],
+            "BYTES" => ["1000", "2000"],
+            "SECS" => ["11", "22"],
+            "BOOL" => ["true", "false"],
+            "HOST:PORT" => ["127.0.0.1:7001", "127.0.0.1:7002"],
+            "CN" => ["alice", "bob"],
+            "NAME" => ["yubikey", "elsewhere"],
+            "SERIAL" => ["111", "222"],
+            other => panic!(
+                "--{}: add two sample values for {other:?} to `samples`",
+                long(arg)
+            ),
+        }
+    }
+
+    /// `sample` as a TOML value for `arg`'s key.
+    fn toml_value(arg: &clap::Arg, sample: &str) -> String {
+        let scalar = if sample.parse::<i64>().is_ok() || sample.parse::<bool>().is_ok() {
+            sample.to_string()
+        } else {
+            format!("{sample:?}")
+        };
+        if repeatable(arg) {
+            format!("[{scalar}]")
+        } else {
+            scalar
+        }
+    }
+
+    /// A complete TCP listener, so the TLS settings can be set one at a time.
+    const TCP_LISTENER: [(&str, &str); 4] = [
+        ("listen-tcp", "127.0.0.1:7899"),
+        ("tls-cert", "/base/signer.crt"),
+        ("tls-key", "/base/signer.key"),
+        ("tls-client-ca", "/base/ca.crt"),
+    ];
+
+    #[test]
+    fn every_setting_in_help_works_from_each_source_and_flag_beats_env_beats_file() {
+        let settings = settings_in_help();
+        assert!(settings.len() > 10, "{} settings", settings.len());
+        for arg in settings.iter().filter(|arg| long(arg) != "config") {
+            let long = long(arg);
+            let env_name = env_name(arg);
+            let key = arg.get_id().as_str();
+            let [a, b] = samples(arg);
+            let base: Vec<String> = TCP_LISTENER
+                .iter()
+                .filter(|(flag, _)| *flag != long)
+                .map(|(flag, value)| format!("--{flag}={value}"))
+                .collect();
+            // The resolved Config (or error), as text, from the given sources.
+            let run = |flag: Option<&str>, env: Option<&str>, file: Option<&str>| {
+                let mut argv = base.clone();
+                argv.extend(flag.map(|value| format!("--{long}={value}")));
+                let file =
+                    file.map(|value| toml_file(&format!("{key} = {}\n", toml_value(arg, value))));
+                argv.extend(
+                    file.as_ref()
+                        .map(|file| format!("--config={}", path_of(file))),
+                );
+                let vars: Vec<(&str, &str)> =
+                    env.map(|value| (env_name, value)).into_iter().collect();
+                let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+                format!("{:?}", resolve(&argv, &vars))
+            };
+            let from_flag = run(Some(a), None, None);
+            assert_ne!(
+                from_flag,
+                run(None, None, None),
+                "--{long}={a} changes nothing"
+            );
+            assert_ne!(
+                from_flag,
+                run(Some(b), None, None),
+                "--{long}: {a} and {b} resolve alike"
+            );
+            assert_eq!(run(None, Some(a), None), from_flag, "{env_name}={a} alone");
+            assert_eq!(
+                run(None, None, Some(a)),
+                from_flag,
+                "TOML {key} = {a} alone"
+            );
+            assert_eq!(
+                run(Some(a), Some(b), None),
+                from_flag,
+                "--{long} beats {env_name}"
+            );
+            assert_eq!(
+                run(None, Some(a), Some(b)),
+                from_flag,
+                "{env_name} beats TOML {key}"
+            );
+            assert_eq!(
+                run(Some(a), Some(b), Some(b)),
+                from_flag,
+                "--{long} beats both"
+            );
+        }
+    }
+
+    /// The README's table of settings, rendered from [`Settings`].
+    fn settings_table() -> String {
+        let mut table = String::from(
+            "| flag | environment variable | TOML key | default | what it does |\n|---|---|---|---|---|\n",
+        );
+        for arg in settings_in_help() {
+            let long = long(&arg);
+            let flag = match arg.get_value_names().and_then(|names| names.first()) {
+                Some(value) if !switch(&arg) => format!("`--{long} {value}`"),
+                _ => format!("`--{long}`"),
+            };
+            let mut env = format!("`{}`", env_name(&arg));
+            let mut key = format!("`{}`", arg.get_id());
+            if repeatable(&arg) {
+                env.push_str(" (comma-separated)");
+                key.push_str(" (list)");
+            }
+            if switch(&arg) {
+                env = format!("`{}=true`", env_name(&arg));
+                key = format!("`{} = true`", arg.get_id());
+            }
+            if long == "config" {
+                key = "—".into();
+            }
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            let (what, default_in_help) = match help.split_once(" [default: ") {
+                Some((what, default)) => (what.to_string(), default.strip_suffix(']')),
+                None => (help.clone(), None),
+            };
+            let defaults: Vec<String> = arg
+                .get_default_values()
+                .iter()
+                .map(|value| format!("`{}`", value.to_string_lossy()))
+                .collect();
+            let default = match (defaults.is_empty(), default_in_help) {
+                (false, _) => defaults.join(", "),
+                (true, Some(text)) => text.to_string(),
+                (true, None) => "none".to_string(),
+            };
+            let row = [flag, env, key, default, what].map(|cell| cell.replace('|', "\\|"));
+            table.push_str(&format!("| {} |\n", row.join(" | ")));
+        }
+        table
+    }
+
+    #[test]
+    fn readme_settings_table_is_current() {
+        const START: &str = "<!-- settings-table:start -->\n";
+        const END: &str = "<!-- settings-table:end -->";
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
+        let readme = std::fs::read_to_string(&path).unwrap();
+        let start = readme
+            .find(START)
+            .expect("README.md lacks the settings-table:start marker")
+            + START.len();
+        let end = start
+            + readme[start..]
+                .find(END)
+                .expect("README.md lacks the settings-table:end marker");
+        let table = settings_table();
+        if readme[start..end] == table {
+            return;
+        }
+        if std::env::var_os("UPDATE_SETTINGS_TABLE").is_some() {
+            std::fs::write(
+                &path,
+                format!("{}{table}{}", &readme[..start], &readme[end..]),
+            )
+            .unwrap();
+            return;
+        }
+        panic!(
+            "README.md's settings table differs from the declaration in daemon/src/config.rs.\n\
+             Regenerate it: UPDATE_SETTINGS_TABLE=1 cargo test -p tufkeyd --lib readme_settings_table\n\
+             It should read:\n{table}"
+        );
     }
 }

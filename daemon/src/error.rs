@@ -1,11 +1,95 @@
-//! The daemon's one error type, and its single mapping onto gRPC status codes.
+//! The daemon's core error, and its single mapping onto gRPC status codes.
 //!
-//! Messages name what was wrong and, where there is one, the fix. They never carry
-//! secret material: passphrases and private keys are not in scope where errors are made.
+//! Every error has an [`ErrorKind`], and the kind alone decides the status code.
+//! Backends keep their own error types (in their folders) and plug in through
+//! [`BackendFailure`], so the core never flattens a backend's failure into a string
+//! and the original `source` stays reachable. Messages name what was wrong and the
+//! fix; they never carry secret material.
 
+use std::fmt;
 use std::path::PathBuf;
 
-/// Everything that can go wrong inside tufkeyd.
+/// What kind of failure an error is; decides the gRPC status code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The caller sent something malformed.
+    InvalidInput,
+    /// No such key.
+    NotFound,
+    /// Something must happen first (unlock, insert a device, initialise it).
+    FailedPrecondition,
+    /// A passphrase or PIN was wrong.
+    Unauthenticated,
+    /// The caller may not do this.
+    PermissionDenied,
+    /// The backend or device cannot do this at all.
+    Unsupported,
+    /// A device failed or did not answer; trying again may work.
+    Unavailable,
+    /// Stored data is damaged.
+    DataLoss,
+    /// A bug or an environment problem (filesystem, keyring, crypto library).
+    Internal,
+}
+
+impl ErrorKind {
+    /// The gRPC status code for this kind.
+    pub fn code(self) -> tonic::Code {
+        use tonic::Code;
+        match self {
+            ErrorKind::InvalidInput => Code::InvalidArgument,
+            ErrorKind::NotFound => Code::NotFound,
+            ErrorKind::FailedPrecondition => Code::FailedPrecondition,
+            ErrorKind::Unauthenticated => Code::Unauthenticated,
+            ErrorKind::PermissionDenied => Code::PermissionDenied,
+            ErrorKind::Unsupported => Code::Unimplemented,
+            ErrorKind::Unavailable => Code::Unavailable,
+            ErrorKind::DataLoss => Code::DataLoss,
+            ErrorKind::Internal => Code::Internal,
+        }
+    }
+}
+
+/// A backend's own error type: it says which kind it is, and keeps its source.
+pub trait BackendFailure: std::error::Error + Send + Sync + 'static {
+    fn kind(&self) -> ErrorKind;
+}
+
+/// A backend's error, boxed so the core needs no list of backends.
+pub struct BackendError(Box<dyn BackendFailure>);
+
+impl BackendError {
+    /// Wraps a backend's error.
+    pub fn new(failure: impl BackendFailure) -> Self {
+        BackendError(Box::new(failure))
+    }
+
+    /// The backend's own error, for callers that know its type.
+    pub fn downcast_ref<T: BackendFailure>(&self) -> Option<&T> {
+        let failure: &dyn std::error::Error = &*self.0;
+        failure.downcast_ref()
+    }
+}
+
+impl fmt::Debug for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for BackendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+/// Everything that can go wrong in tufkeyd's core (transport, service, registry).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The caller sent something malformed; `what` names the field or input.
@@ -20,33 +104,17 @@ pub enum Error {
     #[error("no key with ID {0}")]
     KeyNotFound(String),
 
-    /// The software keystore has no passphrase yet.
-    #[error("the keystore is locked: run `tufkey unlock`, or start tufkeyd with TUFKEY_PASSPHRASE set or a keyring entry")]
-    Locked,
-
-    /// The passphrase does not open the keystore.
-    #[error("wrong passphrase for the keystore at {0}")]
-    WrongPassphrase(PathBuf),
-
-    /// A key cannot be used right now (e.g. its device is absent).
-    #[error("key {keyid} is unavailable: {reason}")]
-    Unavailable { keyid: String, reason: String },
-
-    /// A keystore file could not be read or decrypted.
-    #[error("keystore file {path}: {reason}")]
-    UnreadableKeyFile { path: PathBuf, reason: String },
-
-    /// A filesystem operation failed.
-    #[error("{action} {path}: {source}")]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
+    /// A key or request names a backend this daemon does not run.
+    #[error("no {name} backend in this daemon{}", off_reason(.reason))]
+    NoBackend {
+        name: String,
+        /// Why it is off, when the daemon knows.
+        reason: Option<String>,
     },
 
-    /// The OS keyring refused an operation.
-    #[error("OS keyring: {0}")]
-    Keyring(String),
+    /// No running backend offers what the request needs.
+    #[error("{what} is not available in this daemon: {fix}")]
+    NotCapable { what: &'static str, fix: String },
 
     /// A Unix-socket caller whose uid is not on the allow-list.
     #[error("uid {uid} is not allowed to use this tufkeyd (allowed: {allowed}); the daemon's owner can add it with --allow-uid {uid}")]
@@ -60,54 +128,56 @@ pub enum Error {
     #[error("cannot identify the caller: {0}")]
     PeerUnknown(String),
 
-    /// The daemon's configuration is unusable.
+    /// The daemon's configuration is unusable; the message names the setting.
     #[error("configuration: {0}")]
     Config(String),
 
-    /// A cryptographic primitive failed (never carries key material).
-    #[error("cryptographic operation failed: {0}")]
-    Crypto(String),
+    /// A filesystem or socket operation failed.
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
-    /// The daemon runs without YubiKey support.
-    #[error("YubiKey support is off: {0}")]
-    YubiKeyDisabled(String),
+    /// The TLS listener could not be set up from its files.
+    #[error("TLS setup from {files}: {source}")]
+    Tls {
+        files: String,
+        source: tonic::transport::Error,
+    },
 
-    /// The YubiKey is not plugged in (or was pulled).
-    #[error("YubiKey {serial} is not present: insert YubiKey {serial}")]
-    DeviceAbsent { serial: u32 },
+    /// A gRPC server stopped with an error.
+    #[error("gRPC server on {listener}: {source}")]
+    Serve {
+        listener: &'static str,
+        source: tonic::transport::Error,
+    },
 
-    /// No YubiKey, or several, when the caller named none.
-    #[error("{0}")]
-    DeviceChoice(String),
+    /// Server reflection could not be built from the descriptors.
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
 
-    /// The daemon has no PIN for this YubiKey.
-    #[error("YubiKey {serial} needs its PIN: run `tufkey unlock --serial {serial}`")]
-    PinRequired { serial: u32 },
+    /// Work handed to a blocking thread panicked or was cancelled.
+    #[error("a worker task failed: {0}")]
+    Task(#[from] TaskFailed),
 
-    /// The PIN was refused; the cached PIN is gone and nothing was retried.
-    #[error("wrong PIN for YubiKey {serial}: {tries} {} left; run `tufkey unlock --serial {serial}` with the right PIN", if *.tries == 1 { "try" } else { "tries" })]
-    WrongPin { serial: u32, tries: u8 },
-
-    /// The PIN has no tries left.
-    #[error("the PIN of YubiKey {serial} is blocked: reset it with the PUK (`ykman --device {serial} piv access unblock-pin`), then run `tufkey unlock --serial {serial}`")]
-    PinBlocked { serial: u32 },
-
-    /// One try left: a cached PIN is not worth the risk of blocking the device.
-    #[error("YubiKey {serial} has 1 PIN try left, so tufkeyd will not use a cached PIN: run `tufkey unlock --serial {serial}` and type the PIN")]
-    LastPinTry { serial: u32 },
-
-    /// The device still has the factory management key.
-    #[error("YubiKey {serial} still has the factory management key: run `tufkey device init --serial {serial}` first (or pass --allow-default-mgmt-key to generate anyway)")]
-    DefaultManagementKey { serial: u32 },
-
-    /// The device cannot do what was asked.
-    #[error("{what} is not supported by this device (YubiKey {serial})")]
-    NotSupportedByDevice { serial: u32, what: &'static str },
-
-    /// The device failed or refused an operation.
-    #[error("YubiKey {serial}: {reason}")]
-    Device { serial: u32, reason: String },
+    /// A backend's own error.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
 }
+
+fn off_reason(reason: &Option<String>) -> String {
+    reason
+        .as_ref()
+        .map(|reason| format!(": {reason}"))
+        .unwrap_or_default()
+}
+
+/// A blocking task that panicked or was cancelled (see [`crate::blocking`]).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct TaskFailed(#[from] pub tokio::task::JoinError);
 
 /// Shorthand used throughout the daemon.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -133,36 +203,82 @@ impl Error {
             reason: reason.into(),
         }
     }
+
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::InvalidArgument { .. } | Error::NotCanonicalizable { .. } => {
+                ErrorKind::InvalidInput
+            }
+            Error::KeyNotFound(_) => ErrorKind::NotFound,
+            Error::NoBackend { .. } | Error::NotCapable { .. } => ErrorKind::FailedPrecondition,
+            Error::PeerNotAllowed { .. }
+            | Error::SubjectNotAllowed { .. }
+            | Error::PeerUnknown(_) => ErrorKind::PermissionDenied,
+            Error::Config(_)
+            | Error::Io { .. }
+            | Error::Tls { .. }
+            | Error::Serve { .. }
+            | Error::Reflection(_)
+            | Error::Task(_) => ErrorKind::Internal,
+            Error::Backend(error) => error.0.kind(),
+        }
+    }
 }
 
 impl From<Error> for tonic::Status {
     fn from(error: Error) -> Self {
-        use tonic::Code;
-        let code = match &error {
-            Error::InvalidArgument { .. } | Error::NotCanonicalizable { .. } => {
-                Code::InvalidArgument
-            }
-            Error::KeyNotFound(_) => Code::NotFound,
-            Error::Locked
-            | Error::Unavailable { .. }
-            | Error::YubiKeyDisabled(_)
-            | Error::DeviceAbsent { .. }
-            | Error::DeviceChoice(_)
-            | Error::PinRequired { .. }
-            | Error::PinBlocked { .. }
-            | Error::LastPinTry { .. }
-            | Error::DefaultManagementKey { .. } => Code::FailedPrecondition,
-            Error::WrongPassphrase(_) | Error::WrongPin { .. } => Code::Unauthenticated,
-            Error::NotSupportedByDevice { .. } => Code::Unimplemented,
-            Error::Device { .. } => Code::Unavailable,
-            Error::PeerNotAllowed { .. }
-            | Error::SubjectNotAllowed { .. }
-            | Error::PeerUnknown(_) => Code::PermissionDenied,
-            Error::UnreadableKeyFile { .. } => Code::DataLoss,
-            Error::Io { .. } | Error::Keyring(_) | Error::Config(_) | Error::Crypto(_) => {
-                Code::Internal
-            }
+        tonic::Status::new(error.kind().code(), error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("card said no: {source}")]
+    struct CardSaidNo {
+        source: std::io::Error,
+    }
+
+    impl BackendFailure for CardSaidNo {
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Unavailable
+        }
+    }
+
+    #[test]
+    fn a_backend_error_keeps_its_kind_message_and_source() {
+        let error = Error::from(BackendError::new(CardSaidNo {
+            source: std::io::Error::other("timeout"),
+        }));
+        assert_eq!(error.kind(), ErrorKind::Unavailable);
+        assert_eq!(error.to_string(), "card said no: timeout");
+        let source = std::error::Error::source(&error).expect("the source is kept");
+        assert_eq!(source.to_string(), "timeout");
+        let Error::Backend(backend) = &error else {
+            unreachable!()
         };
-        tonic::Status::new(code, error.to_string())
+        assert!(backend.downcast_ref::<CardSaidNo>().is_some());
+        let status = tonic::Status::from(error);
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(status.message(), "card said no: timeout");
+    }
+
+    #[test]
+    fn a_backend_that_is_off_says_why() {
+        let error = Error::NoBackend {
+            name: "yubikey".into(),
+            reason: Some("YubiKey support is off: tufkeyd was started with --no-yubikey".into()),
+        };
+        assert_eq!(
+            error.to_string(),
+            "no yubikey backend in this daemon: YubiKey support is off: tufkeyd was started with --no-yubikey"
+        );
+        assert_eq!(
+            tonic::Status::from(error).code(),
+            tonic::Code::FailedPrecondition
+        );
     }
 }

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 pub mod backend;
+pub mod blocking;
 pub mod config;
 pub mod error;
 pub mod keys;

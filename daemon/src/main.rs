@@ -1,7 +1,6 @@
-//! The `tufkeyd` binary: parse flags, harden the process, serve until signalled.
+//! The `tufkeyd` binary: resolve the settings, harden the process, serve until signalled.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
 use std::process::ExitCode;
 use tufkeyd::config::{Args, Config};
 
@@ -15,7 +14,7 @@ fn main() -> ExitCode {
         )
         .init();
     disable_core_dumps();
-    let result = Config::resolve(args).and_then(|config| {
+    let result = Config::resolve(&args, |name| std::env::var_os(name)).and_then(|config| {
         tokio::runtime::Runtime::new()
             .map_err(|error| {
                 tufkeyd::error::Error::Config(format!("starting the runtime: {error}"))

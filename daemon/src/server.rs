@@ -1,23 +1,25 @@
-//! Wires the daemon together: keystore -> key manager -> gRPC services -> listeners.
+//! Wires the daemon together: backends -> key registry -> gRPC services -> listeners,
+//! and owns every background task (each backend's maintenance, the registry's
+//! following of backend changes), which it stops and awaits at shutdown.
 //!
 //! Every listener serves the same routes (native `tufkey.v1`, Notary signer, health,
 //! reflection); only the caller check differs: uid on the Unix socket, client
 //! certificate on TCP. One shutdown signal stops them all.
 
-use crate::backend::software::{SoftwareBackend, SoftwareConfig};
-use crate::backend::yubikey::YubiKeyBackend;
-use crate::config::{Config, TcpListenerConfig};
+use crate::backend;
+use crate::config::{Config, ListenConfig, TcpListenerConfig};
 use crate::error::{Error, Result};
-use crate::keys::{KeyBackend, KeyManager};
+use crate::keys::{Backends, KeyManager, Placement};
 use crate::service::{
     DevicesService, KeysService, NotaryService, SessionService, SigningService,
     NOTARY_HEALTH_SERVICES,
 };
+use crate::shutdown::{StopSignal, Stopping};
 use crate::transport::tls::{self, SubjectAllowList};
 use crate::transport::{peer::PeerAllowList, unix};
 use std::future::Future;
 use std::sync::Arc;
-use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio_stream::wrappers::UnixListenerStream;
 use tonic::service::{InterceptorLayer, Routes};
 use tonic::transport::server::TcpIncoming;
@@ -31,39 +33,75 @@ use tufkey_proto::v1::{
     signing_server::SigningServer,
 };
 
-/// Runs the daemon until `shutdown` resolves.
-pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
-    let keystore = SoftwareBackend::open(&SoftwareConfig {
-        dir: config.store.clone(),
-        use_keyring: config.use_keyring,
-        idle_timeout: config.idle_timeout,
-    })?;
-    let yubikeys = YubiKeyBackend::start_from_config(&config).await;
-    let mut backends: Vec<Arc<dyn KeyBackend>> = vec![keystore.clone()];
-    if let Ok(yubikeys) = &yubikeys {
-        backends.push(yubikeys.clone());
-    }
-    let keys = Arc::new(KeyManager::new(backends).await?);
-    if let Ok(yubikeys) = &yubikeys {
-        yubikeys.keep_registry_in_sync(keys.clone());
-    }
-    match keystore.unlock_automatically().await {
-        Ok(true) => {}
-        Ok(false) => {
-            tracing::warn!(store = %config.store.display(), "keystore locked: run `tufkey unlock`, or set TUFKEY_PASSPHRASE")
-        }
-        Err(error) => tracing::error!(%error, "keystore stays locked"),
-    }
-    keystore.spawn_idle_lock();
+/// What the services need besides the keys: where notary-server's new keys go.
+#[derive(Clone, Debug, Default)]
+pub struct ServiceConfig {
+    pub notary_placement: Placement,
+}
 
-    let routes = routes(&config, &keys, &keystore, yubikeys).await?;
+/// Runs the daemon with its built-in backends until `shutdown` resolves.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> Result<()> {
+    let services = ServiceConfig {
+        notary_placement: Placement::from_setting(
+            &config.notary.backend,
+            config.notary.yubikey_serial,
+        )?,
+    };
+    let backends = backend::start(&config).await?;
+    serve(&config.listen, &services, backends, shutdown).await
+}
+
+/// Serves `backends` on the configured listeners until `shutdown` resolves, then
+/// stops every background task and waits for it. This is the seam embedders and
+/// tests use to run the daemon with backends of their own.
+pub async fn serve(
+    listen: &ListenConfig,
+    services: &ServiceConfig,
+    backends: Backends,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let keys = Arc::new(KeyManager::new(backends).await?);
+    let stop = StopSignal::new();
+    let mut tasks = JoinSet::new();
+    for backend in keys.backends() {
+        let maintained = backend.clone();
+        let stopping = stop.subscribe();
+        tasks.spawn(async move { maintained.maintain(stopping).await });
+        if let Some(changes) = backend.changes() {
+            tasks.spawn(
+                keys.clone()
+                    .follow(backend.clone(), changes, stop.subscribe()),
+            );
+        }
+    }
+    let result = listen_until(listen, services, &keys, stop.subscribe(), shutdown).await;
+    stop.stop();
+    while let Some(finished) = tasks.join_next().await {
+        if let Err(error) = finished {
+            tracing::error!(%error, "a background task failed");
+        }
+    }
+    tracing::info!("tufkeyd stopped");
+    result
+}
+
+/// Binds every listener, serves until `shutdown` (or a listener fails), and removes
+/// the socket.
+async fn listen_until(
+    config: &ListenConfig,
+    services: &ServiceConfig,
+    keys: &Arc<KeyManager>,
+    stopping: Stopping,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<()> {
+    let routes = routes(config, services, keys, stopping).await?;
     // Set up every listener before serving on any, so a bad TCP setting fails the start.
     let tcp = config.tcp.as_ref().map(tcp_listener).transpose()?;
     let unix_listener = unix::bind(&config.socket)?;
-    tracing::info!(socket = %config.socket.display(), tcp = ?config.tcp.as_ref().map(|tcp| tcp.listen), store = %config.store.display(), keys = keys.list(None, None).len(), "tufkeyd listening");
+    tracing::info!(socket = %config.socket.display(), tcp = ?config.tcp.as_ref().map(|tcp| tcp.listen), keys = keys.list(None, None).len(), "tufkeyd listening");
 
-    let (stop, stopped) = watch::channel(false);
-    let stop_signal = |mut stopped: watch::Receiver<bool>| async move {
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let stop_signal = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
     let peers = PeerAllowList::new(config.allow_uids.clone());
@@ -113,11 +151,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
             let _ = stop.send(true);
         },
     );
-    let _ = std::fs::remove_file(&config.socket);
-    keystore.lock();
-    unix_result
-        .map_err(|error| Error::Config(format!("gRPC server on the Unix socket: {error}")))?;
-    tcp_result.map_err(|error| Error::Config(format!("gRPC server on TCP: {error}")))
+    if let Err(error) = std::fs::remove_file(&config.socket) {
+        tracing::warn!(socket = %config.socket.display(), %error, "removing the socket");
+    }
+    unix_result.map_err(|source| Error::Serve {
+        listener: "the Unix socket",
+        source,
+    })?;
+    tcp_result.map_err(|source| Error::Serve {
+        listener: "TCP",
+        source,
+    })
 }
 
 /// A bound TCP listener and its TLS-configured server, not yet serving.
@@ -130,14 +174,14 @@ struct TcpListener {
 fn tcp_listener(config: &TcpListenerConfig) -> Result<TcpListener> {
     let server = Server::builder()
         .tls_config(tls::server_tls_config(config)?)
-        .map_err(|error| {
-            Error::Config(format!(
-                "TLS setup from {} / {} / {}: {}",
+        .map_err(|source| Error::Tls {
+            files: format!(
+                "{} / {} / {}",
                 config.cert.display(),
                 config.key.display(),
-                config.client_ca.display(),
-                error_chain(&error)
-            ))
+                config.client_ca.display()
+            ),
+            source,
         })?;
     Ok(TcpListener {
         incoming: tls::bind(config)?,
@@ -146,23 +190,12 @@ fn tcp_listener(config: &TcpListenerConfig) -> Result<TcpListener> {
     })
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
-}
-
 /// Every service the daemon offers, with health and reflection.
 async fn routes(
-    config: &Config,
+    config: &ListenConfig,
+    services: &ServiceConfig,
     keys: &Arc<KeyManager>,
-    keystore: &Arc<SoftwareBackend>,
-    yubikeys: Result<Arc<YubiKeyBackend>, String>,
+    stopping: Stopping,
 ) -> Result<Routes> {
     let limit = config.max_message_bytes;
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -182,9 +215,8 @@ async fn routes(
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(tufkey_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|error| Error::Config(format!("reflection: {error}")))?;
-    let notary = NotaryService::new(keys.clone(), config.notary_keys);
+        .build_v1()?;
+    let notary = NotaryService::new(keys.clone(), services.notary_placement.clone());
     Ok(Routes::new(health_service)
         .add_service(reflection)
         .add_service(
@@ -198,12 +230,12 @@ async fn routes(
                 .max_encoding_message_size(limit),
         )
         .add_service(
-            SessionServer::new(SessionService::new(keys.clone(), keystore.clone()))
+            SessionServer::new(SessionService::new(keys.clone()))
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(limit),
         )
         .add_service(
-            DevicesServer::new(DevicesService::new(keys.clone(), yubikeys))
+            DevicesServer::new(DevicesService::new(keys.clone(), stopping))
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(limit),
         )

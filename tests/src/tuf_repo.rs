@@ -534,7 +534,7 @@ pub fn tamper_signature(file: &Path) -> Result<(String, String), Error> {
 
 fn flip_hex_digit(b: u8) -> u8 {
     let v = (b as char).to_digit(16).expect("hex digit") ^ 1;
-    let c = std::char::from_digit(v, 16).unwrap();
+    let c = std::char::from_digit(v, 16).expect("a hex digit xor 1 is a hex digit");
     if b.is_ascii_uppercase() {
         c.to_ascii_uppercase() as u8
     } else {

@@ -1,5 +1,7 @@
 //! The software keystore survives restarts and crashes: same keys, same IDs, and
 //! never a half-written key file.
+// Test code: an unwrap that fails is the test failing, with its location.
+#![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

@@ -1,6 +1,8 @@
 //! Where the keystore passphrase comes from: the kernel keyring on a newcomer's
 //! first start, `TUFKEY_PASSPHRASE`, or `tufkey unlock`; and the idle timeout that
 //! drops decrypted keys.
+// Test code: an unwrap that fails is the test failing, with its location.
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 use tufkey_e2e::daemon::{Daemon, DaemonOptions, Sandbox, TEST_PASSPHRASE};

@@ -5,6 +5,8 @@
 //!
 //! Needs `cargo build --bins` first and the Debian `notary` package
 //! (scripts/notary/install.sh).
+// Test code: an unwrap that fails is the test failing, with its location.
+#![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
 use tonic::Code;
@@ -351,17 +353,17 @@ fn bench_drives_the_notary_protocol_over_mtls() {
     assert!(report["p99_ms"].as_f64().unwrap() >= report["p50_ms"].as_f64().unwrap());
 }
 
-/// `tufkey --addr https://... --ca --cert --key ARGS` (client.crt), stdout as JSON.
+/// `tufkey --addr https://... --tls-ca --tls-cert --tls-key ARGS` (client.crt), stdout as JSON.
 fn cli_over_tls(setup: &Setup, args: &[&str]) -> Value {
     let file = |name: &str| setup.pki.file(name);
     let output = std::process::Command::new(bin_dir().join("tufkey"))
         .arg("--addr")
         .arg(setup.tufkeyd.url())
-        .arg("--ca")
+        .arg("--tls-ca")
         .arg(file("ca.crt"))
-        .arg("--cert")
+        .arg("--tls-cert")
         .arg(file("client.crt"))
-        .arg("--key")
+        .arg("--tls-key")
         .arg(file("client.key"))
         .args(args)
         .env_remove("TUFKEY_SOCK")

@@ -1,6 +1,8 @@
 //! After a session of unlock / generate / sign with a known passphrase, neither the
 //! passphrase nor any private key appears in the daemon's debug log, the keystore
 //! files, or anything the CLI received. Nothing is decrypted: bytes are scanned.
+// Test code: an unwrap that fails is the test failing, with its location.
+#![allow(clippy::unwrap_used)]
 
 use p256::pkcs8::DecodePublicKey;
 use std::path::Path;

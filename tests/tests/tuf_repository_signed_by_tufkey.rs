@@ -1,6 +1,8 @@
 //! A TUF repository whose every signature comes from `tufkey sign` is accepted by
 //! python-tuf and tough; with one signature tampered, both reject it. Key IDs agree
 //! with tough's computation and with Notary's rule.
+// Test code: an unwrap that fails is the test failing, with its location.
+#![allow(clippy::unwrap_used)]
 
 use base64::Engine;
 use p256::pkcs8::{DecodePublicKey, EncodePublicKey};

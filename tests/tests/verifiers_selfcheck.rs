@@ -2,6 +2,8 @@
 //! in-process with P-256 keys must be accepted by python-tuf and tough, and rejected
 //! by both once a signature is tampered with; tough's key IDs must be
 //! sha256(canonical key JSON).
+// Test code: an unwrap that fails is the test failing, with its location.
+#![allow(clippy::unwrap_used)]
 
 use p256::ecdsa::{signature::Signer, DerSignature, SigningKey};
 use p256::pkcs8::{EncodePublicKey, LineEnding};

@@ -2,6 +2,8 @@
 //! error, exactly one try per PIN the user typed (never an automatic retry), no
 //! cached PIN with one try left, a blocked PIN names the PUK reset, and the PIN
 //! never shows up in logs, replies or files.
+// Test code: an unwrap that fails is the test failing, with its location.
+#![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
 use tufkey_e2e::daemon::{Daemon, DaemonOptions, Sandbox};

@@ -1,6 +1,8 @@
 //! TUF keys on a (virtual) YubiKey through the real CLI, daemon and pcscd: root in
 //! slot 9c and targets in slot 82 sign a repository that python-tuf and tough
 //! accept, and a second daemon with an empty store finds the same keys on the card.
+// Test code: an unwrap that fails is the test failing, with its location.
+#![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
 use tufkey_e2e::daemon::{DaemonOptions, Sandbox};

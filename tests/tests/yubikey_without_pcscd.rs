@@ -28,7 +28,9 @@ fn without_pcscd_the_daemon_starts_and_yubikey_commands_explain_why_they_are_off
             "--backend",
             "yubikey",
         ])
-        .assert_fails_with("yubikey is not enabled in this daemon");
+        .assert_fails_with(
+            "no yubikey backend in this daemon: YubiKey support is off: pcscd is not reachable",
+        );
     assert!(
         daemon.log_text().contains("YubiKey support off"),
         "{}",

@@ -138,7 +138,7 @@ fn notary_target(target: &Target) -> Result<&TlsTarget> {
     match target {
         Target::Tls(tls) => Ok(tls),
         Target::Unix(_) => Err(Error::Usage(
-            "--protocol notary needs --addr https://HOST:PORT --ca --cert --key".into(),
+            "--protocol notary needs --addr https://HOST:PORT --tls-ca --tls-cert --tls-key".into(),
         )),
     }
 }

@@ -183,14 +183,17 @@ pub async fn announce_touch(client: &mut Client, keyids: &[String]) {
         let Ok(key) = client.get_key(keyid).await else {
             continue;
         };
+        let Some(proto::key::Location::Yubikey(at)) = &key.location else {
+            continue;
+        };
         let needs_touch = matches!(
-            proto::TouchPolicy::try_from(key.touch_policy),
+            proto::TouchPolicy::try_from(at.touch_policy),
             Ok(proto::TouchPolicy::Cached | proto::TouchPolicy::Always)
         );
         if needs_touch {
             eprintln!(
                 "touch YubiKey {} (slot {}) to sign with {}",
-                key.serial, key.slot, key.keyid
+                at.serial, at.slot, key.keyid
             );
         }
     }

@@ -83,26 +83,31 @@ pub async fn run(mut client: Client, command: KeyCommand, json: bool) -> Result<
             touch,
             allow_default_mgmt_key,
         } => {
-            let backend = match backend {
-                None => proto::Backend::Unspecified,
-                Some(BackendArg::Software) => proto::Backend::Software,
-                Some(BackendArg::Yubikey) => proto::Backend::Yubikey,
-            };
+            use proto::generate_key_request::Placement;
             let touch_policy = match touch {
                 None => proto::TouchPolicy::Unspecified,
                 Some(TouchArg::Never) => proto::TouchPolicy::Never,
                 Some(TouchArg::Cached) => proto::TouchPolicy::Cached,
                 Some(TouchArg::Always) => proto::TouchPolicy::Always,
             };
+            let placement = match backend {
+                None => None,
+                Some(BackendArg::Software) => {
+                    Some(Placement::Software(proto::SoftwarePlacement {}))
+                }
+                Some(BackendArg::Yubikey) => Some(Placement::Yubikey(proto::YubiKeyPlacement {
+                    serial: serial.unwrap_or(0),
+                    slot: slot.unwrap_or_default(),
+                    touch_policy: touch_policy as i32,
+                    allow_default_mgmt_key,
+                })),
+            };
             let request = proto::GenerateKeyRequest {
                 gun,
                 role,
                 exportable,
-                backend: backend as i32,
-                serial: serial.unwrap_or(0),
-                slot: slot.unwrap_or_default(),
-                touch_policy: touch_policy as i32,
-                allow_default_mgmt_key,
+                placement,
+                ..Default::default()
             };
             let key = client.generate(request).await?;
             print(json, key_json(&key), || key.keyid.clone());

@@ -35,21 +35,21 @@ struct Global {
 }
 
 /// TCP + mutual TLS instead of the Unix socket. These go before the command
-/// (`tufkey --addr ... key list`), since `sign --key` names a signing key; `bench`
-/// also takes them after its name.
+/// (`tufkey --addr ... key list`); `bench` also takes them after its name. The TLS
+/// files are `--tls-*` (like tufkeyd's own), so `--key` only ever names a signing key.
 #[derive(Clone, Debug, Default, Args)]
 pub struct TlsArgs {
-    /// Reach tufkeyd over TCP with mutual TLS (needs --ca, --cert, --key).
+    /// Reach tufkeyd over TCP with mutual TLS (needs --tls-ca, --tls-cert, --tls-key).
     #[arg(long, value_name = "https://HOST:PORT")]
     addr: Option<String>,
     /// PEM CA certificate that verifies the server's TLS certificate.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long = "tls-ca", value_name = "FILE")]
     ca: Option<PathBuf>,
     /// PEM client certificate to present.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long = "tls-cert", value_name = "FILE")]
     cert: Option<PathBuf>,
-    /// PEM private key of --cert.
-    #[arg(long, value_name = "FILE")]
+    /// PEM private key of --tls-cert.
+    #[arg(long = "tls-key", value_name = "FILE")]
     key: Option<PathBuf>,
 }
 
@@ -103,7 +103,8 @@ fn resolve_target(socket: Option<PathBuf>, tls: TlsArgs) -> Result<Target> {
     let Some(addr) = tls.addr else {
         if tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some() {
             return Err(Error::Usage(
-                "--ca, --cert and --key only apply with --addr https://HOST:PORT".into(),
+                "--tls-ca, --tls-cert and --tls-key only apply with --addr https://HOST:PORT"
+                    .into(),
             ));
         }
         return Ok(Target::Unix(
@@ -124,9 +125,9 @@ fn resolve_target(socket: Option<PathBuf>, tls: TlsArgs) -> Result<Target> {
     };
     Ok(Target::Tls(TlsTarget {
         addr,
-        ca: required(tls.ca, "--ca")?,
-        cert: required(tls.cert, "--cert")?,
-        key: required(tls.key, "--key")?,
+        ca: required(tls.ca, "--tls-ca")?,
+        cert: required(tls.cert, "--tls-cert")?,
+        key: required(tls.key, "--tls-key")?,
     }))
 }
 

@@ -14,15 +14,23 @@ pub fn key_json(key: &proto::Key) -> Value {
         "scheme": key.scheme,
         "public_pem": key.public_pem,
         "tuf_key": tuf_key,
-        "backend": backend_name(key.backend),
+        "backend": backend_name(key),
         "created_at": key.created_at,
         "exportable": key.exportable,
         "available": key.available,
-        "serial": (key.serial != 0).then_some(key.serial),
-        "slot": (!key.slot.is_empty()).then_some(&key.slot),
-        "touch_policy": touch_policy_name(key.touch_policy),
-        "pin_policy": pin_policy_name(key.pin_policy),
+        "serial": yubikey(key).map(|at| at.serial),
+        "slot": yubikey(key).map(|at| &at.slot),
+        "touch_policy": yubikey(key).and_then(|at| touch_policy_name(at.touch_policy)),
+        "pin_policy": yubikey(key).and_then(|at| pin_policy_name(at.pin_policy)),
     })
+}
+
+/// The key's YubiKey slot, for keys on a YubiKey.
+fn yubikey(key: &proto::Key) -> Option<&proto::YubiKeyLocation> {
+    match &key.location {
+        Some(proto::key::Location::Yubikey(at)) => Some(at),
+        _ => None,
+    }
 }
 
 fn touch_policy_name(value: i32) -> Option<&'static str> {
@@ -44,15 +52,15 @@ fn pin_policy_name(value: i32) -> Option<&'static str> {
 
 /// "YubiKey 1001 slot 9c (touch never, PIN always)" for device keys, else "".
 fn location(key: &proto::Key) -> String {
-    if key.serial == 0 {
+    let Some(at) = yubikey(key) else {
         return String::new();
-    }
+    };
     format!(
         "YubiKey {} slot {} (touch {}, PIN {})",
-        key.serial,
-        key.slot,
-        touch_policy_name(key.touch_policy).unwrap_or("?"),
-        pin_policy_name(key.pin_policy).unwrap_or("?")
+        at.serial,
+        at.slot,
+        touch_policy_name(at.touch_policy).unwrap_or("?"),
+        pin_policy_name(at.pin_policy).unwrap_or("?")
     )
 }
 
@@ -64,7 +72,7 @@ pub fn key_text(key: &proto::Key) -> String {
         key.notary_keyid,
         key.gun,
         key.role,
-        backend_name(key.backend),
+        backend_name(key),
         location(key),
         key.created_at,
         key.exportable,
@@ -79,13 +87,11 @@ pub fn key_line(key: &proto::Key) -> String {
         "{}  {:<10} {:<9} {}{}",
         key.keyid,
         key.role,
-        backend_name(key.backend),
+        backend_name(key),
         key.gun,
-        if key.serial == 0 {
-            String::new()
-        } else {
-            format!("  YubiKey {} slot {}", key.serial, key.slot)
-        }
+        yubikey(key)
+            .map(|at| format!("  YubiKey {} slot {}", at.serial, at.slot))
+            .unwrap_or_default()
     )
 }
 
@@ -118,10 +124,13 @@ pub fn status_text(status: &proto::StatusResponse) -> String {
     text
 }
 
-fn backend_name(value: i32) -> &'static str {
-    match proto::Backend::try_from(value) {
-        Ok(proto::Backend::Yubikey) => "yubikey",
-        _ => "software",
+/// The backend's name: "software", "yubikey", or what another backend calls itself.
+fn backend_name(key: &proto::Key) -> &str {
+    match &key.location {
+        Some(proto::key::Location::Software(_)) => "software",
+        Some(proto::key::Location::Yubikey(_)) => "yubikey",
+        Some(proto::key::Location::Other(other)) => &other.backend,
+        None => "unknown",
     }
 }
 

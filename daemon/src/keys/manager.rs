@@ -1,15 +1,57 @@
 //! [`KeyManager`]: the registry of every key the daemon holds, across backends.
 //!
 //! Keys are found by TUF key ID or Notary key ID; each operation is routed to the
-//! backend that holds the key.
+//! backend named by the key's [`super::Location`]. The index is a cache: a key it
+//! does not know is looked for in every backend ([`KeyBackend::find`]) before the
+//! answer is "not found", so keys another process added become visible at once.
 
-use super::backend::{KeyBackend, NewKey};
+use super::backend::{Export, ImportedKey, KeyBackend, NewKey, Unlock};
+use super::devices::Devices;
 use super::names::{Gun, Role};
-use super::record::{BackendKind, KeyRecord};
+use super::record::KeyRecord;
 use crate::error::{Error, Result};
+use crate::shutdown::Stopping;
 use p256::ecdsa::Signature;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use tokio::sync::broadcast;
+
+/// The backends a daemon runs, the first being the default for new keys, and the
+/// ones that are off with the reason (so requests for them can say why).
+#[derive(Default)]
+pub struct Backends {
+    running: Vec<Arc<dyn KeyBackend>>,
+    off: Vec<(&'static str, String)>,
+}
+
+impl Backends {
+    /// No backends yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a running backend; the first one added is the default for new keys.
+    pub fn register(&mut self, backend: Arc<dyn KeyBackend>) -> Result<()> {
+        if self
+            .running
+            .iter()
+            .any(|known| known.name() == backend.name())
+        {
+            return Err(Error::Config(format!(
+                "two key backends are both named {:?}",
+                backend.name()
+            )));
+        }
+        self.running.push(backend);
+        Ok(())
+    }
+
+    /// Records that the backend `name` is off; `why` is the sentence callers who ask
+    /// for it are shown (what is off, the reason, the fix).
+    pub fn switched_off(&mut self, name: &'static str, why: String) {
+        self.off.push((name, why));
+    }
+}
 
 #[derive(Default)]
 struct Index {
@@ -26,6 +68,11 @@ impl Index {
         record
     }
 
+    fn remove(&mut self, key: &KeyRecord) {
+        self.by_keyid.remove(&key.keyid);
+        self.notary_to_tuf.remove(&key.notary_keyid);
+    }
+
     fn find(&self, id: &str) -> Option<&Arc<KeyRecord>> {
         self.by_keyid.get(id).or_else(|| {
             self.notary_to_tuf
@@ -37,53 +84,67 @@ impl Index {
 
 /// Every key the daemon knows, and the backends that hold them.
 pub struct KeyManager {
-    backends: HashMap<BackendKind, Arc<dyn KeyBackend>>,
-    default_backend: BackendKind,
+    backends: Vec<Arc<dyn KeyBackend>>,
+    off: Vec<(&'static str, String)>,
     index: RwLock<Index>,
 }
 
 impl KeyManager {
     /// Builds the registry and loads every backend's keys.
-    pub async fn new(backends: Vec<Arc<dyn KeyBackend>>) -> Result<Self> {
-        let default_backend = backends
-            .first()
-            .map(|backend| backend.kind())
-            .ok_or_else(|| Error::Config("no key backend configured".into()))?;
+    pub async fn new(backends: Backends) -> Result<Self> {
+        if backends.running.is_empty() {
+            return Err(Error::Config("no key backend is running".into()));
+        }
         let manager = KeyManager {
-            backends: backends.into_iter().map(|b| (b.kind(), b)).collect(),
-            default_backend,
+            backends: backends.running,
+            off: backends.off,
             index: RwLock::new(Index::default()),
         };
-        manager.reload().await?;
+        for backend in &manager.backends {
+            manager.reload_backend(backend.as_ref()).await?;
+        }
         Ok(manager)
     }
 
-    /// Re-reads every backend's keys.
-    pub async fn reload(&self) -> Result<()> {
-        let mut index = Index::default();
-        for backend in self.backends.values() {
-            for record in backend.load().await? {
-                index.insert(record);
-            }
-        }
-        *self.write_index() = index;
-        Ok(())
+    /// The running backends, the default first.
+    pub fn backends(&self) -> &[Arc<dyn KeyBackend>] {
+        &self.backends
     }
 
-    /// Re-reads one backend's keys, keeping every other backend's (e.g. after a
-    /// device was inserted).
-    pub async fn reload_backend(&self, kind: BackendKind) -> Result<()> {
-        let records = self.backend(kind)?.load().await?;
+    /// Keeps the index in step with one backend's changes until `stopping` fires.
+    pub async fn follow(
+        self: Arc<Self>,
+        backend: Arc<dyn KeyBackend>,
+        mut changes: broadcast::Receiver<()>,
+        mut stopping: Stopping,
+    ) {
+        loop {
+            tokio::select! {
+                () = stopping.stopped() => return,
+                change = changes.recv() => match change {
+                    Ok(()) | Err(broadcast::error::RecvError::Lagged(_)) => {
+                        if let Err(error) = self.reload_backend(backend.as_ref()).await {
+                            tracing::warn!(backend = backend.name(), %error, "refreshing keys");
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+
+    /// Re-reads one backend's keys, keeping every other backend's.
+    async fn reload_backend(&self, backend: &dyn KeyBackend) -> Result<()> {
+        let records = backend.load().await?;
         let mut index = self.write_index();
         let stale: Vec<Arc<KeyRecord>> = index
             .by_keyid
             .values()
-            .filter(|key| key.backend == kind)
+            .filter(|key| key.location.backend() == backend.name())
             .cloned()
             .collect();
         for key in stale {
-            index.by_keyid.remove(&key.keyid);
-            index.notary_to_tuf.remove(&key.notary_keyid);
+            index.remove(&key);
         }
         for record in records {
             index.insert(record);
@@ -91,16 +152,55 @@ impl KeyManager {
         Ok(())
     }
 
-    /// Creates a key in `backend` (the default backend when `None`).
-    pub async fn generate(
-        &self,
-        backend: Option<BackendKind>,
-        new_key: &NewKey,
-    ) -> Result<Arc<KeyRecord>> {
-        let backend = self.backend(backend.unwrap_or(self.default_backend))?;
+    /// Creates a key in the backend its placement names (else the default backend).
+    pub async fn generate(&self, new_key: &NewKey) -> Result<Arc<KeyRecord>> {
+        let backend = match new_key.placement.backend() {
+            Some(name) => self.backend(name)?,
+            None => self.default_backend(),
+        };
         let record = backend.generate(new_key).await?;
-        tracing::info!(keyid = %record.keyid, gun = %record.gun, role = %record.role, backend = %record.backend, "generated key");
+        tracing::info!(keyid = %record.keyid, gun = %record.gun, role = %record.role, backend = backend.name(), "generated key");
         Ok(self.write_index().insert(record))
+    }
+
+    /// Brings an existing private key into `backend` (else the default backend).
+    pub async fn import(&self, backend: Option<&str>, key: ImportedKey) -> Result<Arc<KeyRecord>> {
+        let backend = match backend {
+            Some(name) => self.backend(name)?,
+            None => self.default_backend(),
+        };
+        let importer = backend.import().ok_or_else(|| Error::NotCapable {
+            what: "importing keys",
+            fix: format!(
+                "the {} backend cannot take in private keys; import into one that can",
+                backend.name()
+            ),
+        })?;
+        let record = importer.import(key).await?;
+        tracing::info!(keyid = %record.keyid, gun = %record.gun, role = %record.role, backend = backend.name(), "imported key");
+        Ok(self.write_index().insert(record))
+    }
+
+    /// The private half of a key created exportable, for wrapping into a bundle.
+    pub async fn export(&self, id: &str) -> Result<(Arc<KeyRecord>, p256::SecretKey)> {
+        let key = self.get(id).await?;
+        if !key.exportable {
+            return Err(Error::invalid(
+                "keyid",
+                format!(
+                    "key {} was created non-exportable and never leaves its backend",
+                    key.keyid
+                ),
+            ));
+        }
+        let backend = self.backend(key.location.backend())?;
+        let exporter: &dyn Export = backend.export().ok_or_else(|| Error::NotCapable {
+            what: "exporting keys",
+            fix: format!("keys in the {} backend cannot leave it", backend.name()),
+        })?;
+        let secret = exporter.export(&key).await?;
+        tracing::info!(keyid = %key.keyid, "exported key");
+        Ok((key, secret))
     }
 
     /// Keys matching the optional gun and role filters, ordered by key ID.
@@ -114,41 +214,93 @@ impl KeyManager {
             .collect()
     }
 
-    /// Finds a key by its TUF or Notary key ID.
-    pub fn get(&self, id: &str) -> Result<Arc<KeyRecord>> {
-        self.read_index()
-            .find(id)
-            .cloned()
-            .ok_or_else(|| Error::KeyNotFound(id.to_owned()))
+    /// Finds a key by its TUF or Notary key ID, asking the backends for keys the
+    /// index has not seen.
+    pub async fn get(&self, id: &str) -> Result<Arc<KeyRecord>> {
+        if let Some(key) = self.read_index().find(id) {
+            return Ok(key.clone());
+        }
+        // Key IDs are hex SHA-256; anything else cannot be in any backend.
+        if id.len() == 64
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            for backend in &self.backends {
+                if let Some(record) = backend.find(id).await? {
+                    tracing::info!(keyid = %record.keyid, backend = backend.name(), "found a key added outside this daemon");
+                    return Ok(self.write_index().insert(record));
+                }
+            }
+        }
+        Err(Error::KeyNotFound(id.to_owned()))
     }
 
     /// Whether the key's backend can sign with it right now.
     pub fn is_available(&self, key: &KeyRecord) -> bool {
-        self.backends
-            .get(&key.backend)
-            .is_some_and(|backend| backend.is_available(key))
+        self.backend(key.location.backend())
+            .is_ok_and(|backend| backend.is_available(key))
     }
 
     /// Deletes a key from its backend and the registry.
     pub async fn delete(&self, id: &str) -> Result<Arc<KeyRecord>> {
-        let key = self.get(id)?;
-        self.backend(key.backend)?.delete(&key).await?;
-        let mut index = self.write_index();
-        index.by_keyid.remove(&key.keyid);
-        index.notary_to_tuf.remove(&key.notary_keyid);
+        let key = self.get(id).await?;
+        self.backend(key.location.backend())?.delete(&key).await?;
+        self.write_index().remove(&key);
         tracing::info!(keyid = %key.keyid, "deleted key");
         Ok(key)
     }
 
     /// Signs a SHA-256 digest with the key.
     pub async fn sign_digest(&self, key: &KeyRecord, digest: &[u8; 32]) -> Result<Signature> {
-        self.backend(key.backend)?.sign_digest(key, digest).await
+        self.backend(key.location.backend())?
+            .sign_digest(key, digest)
+            .await
     }
 
-    fn backend(&self, kind: BackendKind) -> Result<&Arc<dyn KeyBackend>> {
-        self.backends.get(&kind).ok_or_else(|| {
-            Error::invalid("backend", format!("{kind} is not enabled in this daemon"))
+    /// The backend that takes the store passphrase (the first that can).
+    pub fn unlocker(&self) -> Result<&dyn Unlock> {
+        self.backends
+            .iter()
+            .find_map(|backend| backend.unlock())
+            .ok_or_else(|| Error::NotCapable {
+                what: "a passphrase-protected keystore",
+                fix: "none of this daemon's backends takes a passphrase".into(),
+            })
+    }
+
+    /// The backend that manages devices.
+    pub fn devices(&self) -> Result<&dyn Devices> {
+        if let Some(devices) = self.backends.iter().find_map(|backend| backend.devices()) {
+            return Ok(devices);
+        }
+        let why: Vec<String> = self.off.iter().map(|(_, why)| why.clone()).collect();
+        Err(Error::NotCapable {
+            what: "device management",
+            fix: if why.is_empty() {
+                "no backend of this daemon manages devices".into()
+            } else {
+                why.join("; ")
+            },
         })
+    }
+
+    fn default_backend(&self) -> &Arc<dyn KeyBackend> {
+        &self.backends[0]
+    }
+
+    fn backend(&self, name: &str) -> Result<&Arc<dyn KeyBackend>> {
+        self.backends
+            .iter()
+            .find(|backend| backend.name() == name)
+            .ok_or_else(|| Error::NoBackend {
+                name: name.to_owned(),
+                reason: self
+                    .off
+                    .iter()
+                    .find(|(off, _)| *off == name)
+                    .map(|(_, reason)| reason.clone()),
+            })
     }
 
     fn read_index(&self) -> RwLockReadGuard<'_, Index> {

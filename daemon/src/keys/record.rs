@@ -1,80 +1,9 @@
 //! [`KeyRecord`]: everything tufkey knows about one key except its private half.
 
+use super::location::{Location, YubiKeyLocation};
 use super::names::{Gun, Role};
 use crate::tuf::key_json;
 use p256::PublicKey;
-use std::fmt;
-
-/// Where a key's private half lives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum BackendKind {
-    /// The encrypted software keystore.
-    Software,
-    /// A YubiKey PIV slot.
-    YubiKey,
-}
-
-impl fmt::Display for BackendKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            BackendKind::Software => "software",
-            BackendKind::YubiKey => "yubikey",
-        })
-    }
-}
-
-/// Whether a YubiKey key needs a touch for each signature.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum TouchPolicy {
-    /// No touch.
-    #[default]
-    Never,
-    /// One touch covers signatures for 15 seconds.
-    Cached,
-    /// A touch for every signature.
-    Always,
-}
-
-impl TouchPolicy {
-    /// The name the CLI and the certificate use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TouchPolicy::Never => "never",
-            TouchPolicy::Cached => "cached",
-            TouchPolicy::Always => "always",
-        }
-    }
-}
-
-/// When a YubiKey key needs the PIN verified.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum PinPolicy {
-    /// Once per card session (retired slots).
-    Once,
-    /// Right before every signature (slot 9c).
-    Always,
-}
-
-impl PinPolicy {
-    /// The name the CLI and the certificate use.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PinPolicy::Once => "once",
-            PinPolicy::Always => "always",
-        }
-    }
-}
-
-/// Where on a YubiKey a key lives and what using it takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct YubiKeySlot {
-    /// The device serial number.
-    pub serial: u32,
-    /// The PIV slot: 0x9c or a retired slot 0x82..=0x95.
-    pub slot: u8,
-    pub touch_policy: TouchPolicy,
-    pub pin_policy: PinPolicy,
-}
 
 /// The public description of a key: IDs, owner, public key and where it lives.
 #[derive(Clone, Debug, PartialEq)]
@@ -90,9 +19,8 @@ pub struct KeyRecord {
     pub created_at: String,
     /// Set at creation; can never be turned on later.
     pub exportable: bool,
-    pub backend: BackendKind,
-    /// Serial, slot and policies of a key on a YubiKey; `None` for other backends.
-    pub yubikey: Option<YubiKeySlot>,
+    /// Where the private half lives (and so which backend holds it).
+    pub location: Location,
 }
 
 impl KeyRecord {
@@ -101,7 +29,7 @@ impl KeyRecord {
         public_key: PublicKey,
         gun: Gun,
         role: Role,
-        backend: BackendKind,
+        location: Location,
         created_at: String,
         exportable: bool,
     ) -> Self {
@@ -113,8 +41,7 @@ impl KeyRecord {
             public_key,
             created_at,
             exportable,
-            backend,
-            yubikey: None,
+            location,
         }
     }
 
@@ -124,19 +51,16 @@ impl KeyRecord {
         gun: Gun,
         role: Role,
         created_at: String,
-        slot: YubiKeySlot,
+        at: YubiKeyLocation,
     ) -> Self {
-        KeyRecord {
-            yubikey: Some(slot),
-            ..KeyRecord::new(
-                public_key,
-                gun,
-                role,
-                BackendKind::YubiKey,
-                created_at,
-                false,
-            )
-        }
+        KeyRecord::new(
+            public_key,
+            gun,
+            role,
+            Location::YubiKey(at),
+            created_at,
+            false,
+        )
     }
 }
 

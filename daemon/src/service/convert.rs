@@ -1,16 +1,19 @@
 //! Proto <-> domain conversions shared by the handlers.
 
-use crate::backend::yubikey::slot_name;
 use crate::error::{Error, Result};
 use crate::keys::{
-    BackendKind, Gun, KeyManager, KeyRecord, PinPolicy, Placement, Role, TouchPolicy,
+    Gun, KeyManager, KeyRecord, Location, PinPolicy, Placement, Role, TouchPolicy, YubiKeyLocation,
+    YubiKeyPlacement,
 };
 use crate::tuf::key_json;
 use crate::tuf::signature::SignatureFormat;
 use tufkey_proto::v1 as pb;
 
-/// The proto form of a key.
+/// The proto form of a key. The deprecated flat fields stay filled for clients
+/// built before `location` existed.
+#[allow(deprecated)]
 pub fn key_to_proto(keys: &KeyManager, record: &KeyRecord) -> pb::Key {
+    let yubikey = record.location.yubikey();
     pb::Key {
         keyid: record.keyid.clone(),
         notary_keyid: record.notary_keyid.clone(),
@@ -19,24 +22,42 @@ pub fn key_to_proto(keys: &KeyManager, record: &KeyRecord) -> pb::Key {
         scheme: key_json::TUF_SCHEME.into(),
         public_pem: key_json::public_key_pem(&record.public_key),
         tuf_key_json: key_json::tuf_key_json(&record.public_key).to_string(),
-        backend: backend_to_proto(record.backend) as i32,
+        backend: match &record.location {
+            Location::Software => pb::Backend::Software,
+            Location::YubiKey(_) => pb::Backend::Yubikey,
+            Location::Other { .. } => pb::Backend::Unspecified,
+        } as i32,
         created_at: record.created_at.clone(),
         exportable: record.exportable,
         available: keys.is_available(record),
-        serial: record.yubikey.map_or(0, |at| at.serial),
-        slot: record
-            .yubikey
-            .map(|at| slot_name(at.slot))
-            .unwrap_or_default(),
-        touch_policy: record.yubikey.map_or(pb::TouchPolicy::Unspecified, |at| {
+        serial: yubikey.map_or(0, |at| at.serial),
+        slot: yubikey.map(|at| at.slot.to_string()).unwrap_or_default(),
+        touch_policy: yubikey.map_or(pb::TouchPolicy::Unspecified, |at| {
             touch_to_proto(at.touch_policy)
         }) as i32,
-        pin_policy: record
-            .yubikey
-            .map_or(pb::PinPolicy::Unspecified, |at| match at.pin_policy {
-                PinPolicy::Once => pb::PinPolicy::Once,
-                PinPolicy::Always => pb::PinPolicy::Always,
-            }) as i32,
+        pin_policy: yubikey.map_or(pb::PinPolicy::Unspecified, |at| pin_to_proto(at.pin_policy))
+            as i32,
+        location: Some(location_to_proto(&record.location)),
+    }
+}
+
+fn location_to_proto(location: &Location) -> pb::key::Location {
+    match location {
+        Location::Software => pb::key::Location::Software(pb::SoftwareLocation {}),
+        Location::YubiKey(at) => pb::key::Location::Yubikey(yubikey_to_proto(at)),
+        Location::Other { backend } => pb::key::Location::Other(pb::OtherLocation {
+            backend: (*backend).to_owned(),
+        }),
+    }
+}
+
+/// A YubiKey key's place, as `Key.location.yubikey` carries it.
+pub fn yubikey_to_proto(at: &YubiKeyLocation) -> pb::YubiKeyLocation {
+    pb::YubiKeyLocation {
+        serial: at.serial,
+        slot: at.slot.to_string(),
+        touch_policy: touch_to_proto(at.touch_policy) as i32,
+        pin_policy: pin_to_proto(at.pin_policy) as i32,
     }
 }
 
@@ -48,44 +69,66 @@ fn touch_to_proto(policy: TouchPolicy) -> pb::TouchPolicy {
     }
 }
 
-/// The device placement options of a GenerateKey request.
+fn pin_to_proto(policy: PinPolicy) -> pb::PinPolicy {
+    match policy {
+        PinPolicy::Once => pb::PinPolicy::Once,
+        PinPolicy::Always => pb::PinPolicy::Always,
+    }
+}
+
+/// Where a GenerateKey request wants its key: `placement`, else the deprecated
+/// flat fields of older clients.
+#[allow(deprecated)]
 pub fn placement_from_proto(request: &pb::GenerateKeyRequest) -> Result<Placement> {
-    let touch_policy = match pb::TouchPolicy::try_from(request.touch_policy) {
+    use pb::generate_key_request::Placement as Requested;
+    match &request.placement {
+        Some(Requested::Software(_)) => Ok(Placement::Software),
+        Some(Requested::Yubikey(yubikey)) => Ok(Placement::YubiKey(yubikey_placement(
+            yubikey.serial,
+            &yubikey.slot,
+            yubikey.touch_policy,
+            yubikey.allow_default_mgmt_key,
+        )?)),
+        None => match pb::Backend::try_from(request.backend) {
+            Ok(pb::Backend::Unspecified) => Ok(Placement::Default),
+            Ok(pb::Backend::Software) => Ok(Placement::Software),
+            Ok(pb::Backend::Yubikey) => Ok(Placement::YubiKey(yubikey_placement(
+                request.serial,
+                &request.slot,
+                request.touch_policy,
+                request.allow_default_mgmt_key,
+            )?)),
+            Err(_) => Err(Error::invalid(
+                "backend",
+                format!("unknown value {}", request.backend),
+            )),
+        },
+    }
+}
+
+fn yubikey_placement(
+    serial: u32,
+    slot: &str,
+    touch_policy: i32,
+    allow_default_mgmt_key: bool,
+) -> Result<YubiKeyPlacement> {
+    let touch_policy = match pb::TouchPolicy::try_from(touch_policy) {
         Ok(pb::TouchPolicy::Unspecified | pb::TouchPolicy::Never) => TouchPolicy::Never,
         Ok(pb::TouchPolicy::Cached) => TouchPolicy::Cached,
         Ok(pb::TouchPolicy::Always) => TouchPolicy::Always,
         Err(_) => {
             return Err(Error::invalid(
                 "touch_policy",
-                format!("unknown value {}", request.touch_policy),
+                format!("unknown value {touch_policy}"),
             ))
         }
     };
-    Ok(Placement {
-        serial: (request.serial != 0).then_some(request.serial),
-        slot: (!request.slot.is_empty())
-            .then(|| crate::backend::yubikey::parse_slot(&request.slot))
-            .transpose()?,
+    Ok(YubiKeyPlacement {
+        serial: (serial != 0).then_some(serial),
+        slot: (!slot.is_empty()).then(|| slot.parse()).transpose()?,
         touch_policy,
-        allow_default_mgmt_key: request.allow_default_mgmt_key,
+        allow_default_mgmt_key,
     })
-}
-
-fn backend_to_proto(kind: BackendKind) -> pb::Backend {
-    match kind {
-        BackendKind::Software => pb::Backend::Software,
-        BackendKind::YubiKey => pb::Backend::Yubikey,
-    }
-}
-
-/// `None` for "the daemon's default".
-pub fn backend_from_proto(value: i32) -> Result<Option<BackendKind>> {
-    match pb::Backend::try_from(value) {
-        Ok(pb::Backend::Unspecified) => Ok(None),
-        Ok(pb::Backend::Software) => Ok(Some(BackendKind::Software)),
-        Ok(pb::Backend::Yubikey) => Ok(Some(BackendKind::YubiKey)),
-        Err(_) => Err(Error::invalid("backend", format!("unknown value {value}"))),
-    }
 }
 
 pub fn format_from_proto(value: i32) -> Result<SignatureFormat> {

@@ -1,15 +1,17 @@
-//! `tufkey.v1.Devices`: list, watch, initialise and unlock YubiKeys; attest keys.
+//! `tufkey.v1.Devices`: list, watch, initialise and unlock devices; attest keys.
+//! Served by whichever backend has the `Devices` capability (YubiKeys today).
 //!
 //! PINs and PUKs are moved out of the requests into zeroising buffers at once and
 //! never logged (the request types have a redacted Debug).
 
-use super::convert::{key_to_proto, required_keyid};
-use crate::backend::yubikey::{slot_name, DeviceEvent, InitSecrets, Pin, YubiKeyBackend};
+use super::convert::{required_keyid, yubikey_to_proto};
 use crate::error::{Error, Result};
-use crate::keys::KeyManager;
+use crate::keys::{DeviceEvent, InitSecrets, KeyManager, Pin};
+use crate::shutdown::Stopping;
+use std::pin::Pin as Pinned;
 use std::sync::Arc;
-use tokio::sync::{broadcast, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 use tufkey_proto::v1 as pb;
 use zeroize::Zeroizing;
@@ -17,19 +19,13 @@ use zeroize::Zeroizing;
 /// Handlers for device RPCs.
 pub struct DevicesService {
     keys: Arc<KeyManager>,
-    /// The backend, or why YubiKey support is off.
-    yubikeys: Result<Arc<YubiKeyBackend>, String>,
+    /// Ends open watch streams at shutdown.
+    stopping: Stopping,
 }
 
 impl DevicesService {
-    pub fn new(keys: Arc<KeyManager>, yubikeys: Result<Arc<YubiKeyBackend>, String>) -> Self {
-        DevicesService { keys, yubikeys }
-    }
-
-    fn yubikeys(&self) -> Result<&Arc<YubiKeyBackend>> {
-        self.yubikeys
-            .as_ref()
-            .map_err(|reason| Error::YubiKeyDisabled(reason.clone()))
+    pub fn new(keys: Arc<KeyManager>, stopping: Stopping) -> Self {
+        DevicesService { keys, stopping }
     }
 }
 
@@ -61,6 +57,12 @@ fn event_to_proto(event: &DeviceEvent, kind: pb::device_event::Kind) -> pb::Devi
     }
 }
 
+/// A watch stream's items, with the end marker merged in from the stop signal.
+enum Watched {
+    Event(pb::DeviceEvent),
+    Shutdown,
+}
+
 #[tonic::async_trait]
 impl pb::devices_server::Devices for DevicesService {
     #[tracing::instrument(skip_all)]
@@ -69,8 +71,9 @@ impl pb::devices_server::Devices for DevicesService {
         _request: Request<pb::ListDevicesRequest>,
     ) -> Result<Response<pb::ListDevicesResponse>, Status> {
         let devices = self
-            .yubikeys()?
-            .list_devices()
+            .keys
+            .devices()?
+            .list()
             .await?
             .into_iter()
             .map(|device| pb::Device {
@@ -83,7 +86,11 @@ impl pb::devices_server::Devices for DevicesService {
                     .keys
                     .iter()
                     .map(|key| pb::DeviceKey {
-                        slot: key.yubikey.map(|at| slot_name(at.slot)).unwrap_or_default(),
+                        slot: key
+                            .location
+                            .yubikey()
+                            .map(|at| at.slot.to_string())
+                            .unwrap_or_default(),
                         keyid: key.keyid.clone(),
                         gun: key.gun.to_string(),
                         role: key.role.to_string(),
@@ -94,49 +101,52 @@ impl pb::devices_server::Devices for DevicesService {
         Ok(Response::new(pb::ListDevicesResponse { devices }))
     }
 
-    type WatchDevicesStream = ReceiverStream<Result<pb::DeviceEvent, Status>>;
+    type WatchDevicesStream =
+        Pinned<Box<dyn Stream<Item = Result<pb::DeviceEvent, Status>> + Send>>;
 
+    /// A stream that lives exactly as long as the client reads it (or until
+    /// shutdown): no task is left behind.
     #[tracing::instrument(skip_all)]
     async fn watch_devices(
         &self,
         _request: Request<pb::WatchDevicesRequest>,
     ) -> Result<Response<Self::WatchDevicesStream>, Status> {
-        let yubikeys = self.yubikeys()?;
-        let mut events = yubikeys.subscribe();
-        let present = yubikeys.present();
-        let (sender, receiver) = mpsc::channel(16);
-        tokio::spawn(async move {
-            for (serial, reader) in present {
+        let devices = self.keys.devices()?;
+        let live = BroadcastStream::new(devices.subscribe());
+        let present: Vec<Watched> = devices
+            .present()
+            .into_iter()
+            .map(|(serial, reader)| {
                 let event = DeviceEvent {
                     inserted: true,
                     serial,
                     reader,
                 };
-                if sender
-                    .send(Ok(event_to_proto(&event, pb::device_event::Kind::Present)))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            loop {
-                let event = match events.recv().await {
-                    Ok(event) => event,
-                    Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                    Err(broadcast::error::RecvError::Closed) => return,
-                };
-                let kind = if event.inserted {
-                    pb::device_event::Kind::Inserted
-                } else {
-                    pb::device_event::Kind::Removed
-                };
-                if sender.send(Ok(event_to_proto(&event, kind))).await.is_err() {
-                    return;
-                }
-            }
+                Watched::Event(event_to_proto(&event, pb::device_event::Kind::Present))
+            })
+            .collect();
+        // A lagging reader skips what it missed rather than failing the stream.
+        let live = live.filter_map(|event| {
+            let event = event.ok()?;
+            let kind = if event.inserted {
+                pb::device_event::Kind::Inserted
+            } else {
+                pb::device_event::Kind::Removed
+            };
+            Some(Watched::Event(event_to_proto(&event, kind)))
         });
-        Ok(Response::new(ReceiverStream::new(receiver)))
+        let shutdown = self
+            .stopping
+            .clone()
+            .into_stream()
+            .map(|()| Watched::Shutdown);
+        let stream = tokio_stream::iter(present)
+            .chain(live.merge(shutdown))
+            .map_while(|watched| match watched {
+                Watched::Event(event) => Some(Ok(event)),
+                Watched::Shutdown => None,
+            });
+        Ok(Response::new(Box::pin(stream)))
     }
 
     #[tracing::instrument(skip_all, fields(serial = request.get_ref().serial))]
@@ -152,7 +162,7 @@ impl pb::devices_server::Devices for DevicesService {
             puk: optional_secret(&mut request.puk),
             new_puk: optional_secret(&mut request.new_puk),
         };
-        let report = self.yubikeys()?.init_device(serial, secrets).await?;
+        let report = self.keys.devices()?.init(serial, secrets).await?;
         Ok(Response::new(pb::InitDeviceResponse {
             serial,
             management_key_algorithm: report.management_key_algorithm.into(),
@@ -170,12 +180,15 @@ impl pb::devices_server::Devices for DevicesService {
         let mut request = request.into_inner();
         let serial = required_serial(request.serial)?;
         let pin = take_secret(&mut request.pin);
-        let yubikeys = self.yubikeys()?;
-        let tries = yubikeys.unlock(serial, pin, request.remember).await?;
+        let unlocked = self
+            .keys
+            .devices()?
+            .unlock(serial, pin, request.remember)
+            .await?;
         Ok(Response::new(pb::UnlockDeviceResponse {
             serial,
-            pin_tries_left: tries.into(),
-            cache_seconds: yubikeys.pin_cache_ttl().as_secs(),
+            pin_tries_left: unlocked.tries_left.into(),
+            cache_seconds: unlocked.cache_seconds,
             remembered: request.remember,
         }))
     }
@@ -185,14 +198,21 @@ impl pb::devices_server::Devices for DevicesService {
         &self,
         request: Request<pb::AttestKeyRequest>,
     ) -> Result<Response<pb::AttestKeyResponse>, Status> {
-        let key = self.keys.get(required_keyid(&request.get_ref().keyid)?)?;
-        let yubikeys = self.yubikeys()?;
-        let attestation = yubikeys.attest(&key).await?;
-        let described = key_to_proto(&self.keys, &key);
+        let key = self
+            .keys
+            .get(required_keyid(&request.get_ref().keyid)?)
+            .await?;
+        let devices = self.keys.devices()?;
+        let attestation = devices.attest(&key).await?;
+        let at = key
+            .location
+            .yubikey()
+            .map(yubikey_to_proto)
+            .unwrap_or_default();
         Ok(Response::new(pb::AttestKeyResponse {
-            keyid: described.keyid,
-            serial: described.serial,
-            slot: described.slot,
+            keyid: key.keyid.clone(),
+            serial: at.serial,
+            slot: at.slot,
             chain: attestation.chain,
             root_subject: attestation.root_subject,
         }))

@@ -1,8 +1,7 @@
 //! `tufkey.v1.Keys`: generate, list, show and delete keys.
 
 use super::convert::{
-    backend_from_proto, key_to_proto, optional_gun, optional_role, placement_from_proto,
-    required_keyid,
+    key_to_proto, optional_gun, optional_role, placement_from_proto, required_keyid,
 };
 use crate::error::Error;
 use crate::keys::{KeyManager, NewKey};
@@ -35,8 +34,7 @@ impl pb::keys_server::Keys for KeysService {
             exportable: request.exportable,
             placement: placement_from_proto(&request)?,
         };
-        let backend = backend_from_proto(request.backend)?;
-        let record = self.keys.generate(backend, &new_key).await?;
+        let record = self.keys.generate(&new_key).await?;
         Ok(Response::new(key_to_proto(&self.keys, &record)))
     }
 
@@ -60,7 +58,10 @@ impl pb::keys_server::Keys for KeysService {
         &self,
         request: Request<pb::GetKeyRequest>,
     ) -> Result<Response<pb::Key>, Status> {
-        let record = self.keys.get(required_keyid(&request.get_ref().keyid)?)?;
+        let record = self
+            .keys
+            .get(required_keyid(&request.get_ref().keyid)?)
+            .await?;
         Ok(Response::new(key_to_proto(&self.keys, &record)))
     }
 
@@ -70,7 +71,7 @@ impl pb::keys_server::Keys for KeysService {
         request: Request<pb::DeleteKeyRequest>,
     ) -> Result<Response<pb::DeleteKeyResponse>, Status> {
         let request = request.into_inner();
-        let record = self.keys.get(required_keyid(&request.keyid)?)?;
+        let record = self.keys.get(required_keyid(&request.keyid)?).await?;
         if request.confirm != request.keyid {
             return Err(Error::invalid(
                 "confirm",

@@ -1,17 +1,16 @@
 //! The Notary signer API (`proto.KeyManagement`, `proto.Signer`), wire-compatible
 //! with notary-signer so notary-server can keep its timestamp and snapshot keys here.
 //!
-//! Keys made through it are ordinary tufkey keys (gun + role; in the software keystore
-//! or, with `--notary-backend yubikey`, on a YubiKey) and are
+//! Keys made through it are ordinary tufkey keys (gun + role; in the backend
+//! `--notary-backend` names: the software keystore, or a YubiKey) and are
 //! addressed by their Notary key ID. Sign hashes the content with SHA-256 and answers
 //! the raw 64-byte r||s. Differences from notary-signer 0.7, all deliberate: an
 //! unsupported algorithm is INVALID_ARGUMENT (notary-signer: UNKNOWN), an empty gun or
 //! role is refused (every tufkey key belongs to a collection and a role), and a
 //! request without a key ID is INVALID_ARGUMENT (notary-signer crashes).
 
-use crate::config::{NotaryBackend, NotaryKeys};
 use crate::error::{Error, Result};
-use crate::keys::{BackendKind, KeyManager, KeyRecord, NewKey, Placement};
+use crate::keys::{KeyManager, KeyRecord, NewKey, Placement};
 use crate::tuf::key_json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -31,36 +30,22 @@ pub const NOTARY_HEALTH_SERVICES: [&str; 2] = [
 #[derive(Clone)]
 pub struct NotaryService {
     keys: Arc<KeyManager>,
-    new_keys: NotaryKeys,
+    new_keys: Placement,
 }
 
 impl NotaryService {
     /// Handlers that create keys where `new_keys` says.
-    pub fn new(keys: Arc<KeyManager>, new_keys: NotaryKeys) -> Self {
+    pub fn new(keys: Arc<KeyManager>, new_keys: Placement) -> Self {
         NotaryService { keys, new_keys }
     }
 
-    /// The backend and placement for a key notary-server asks for.
-    fn placement(&self) -> (BackendKind, Placement) {
-        match self.new_keys.backend {
-            NotaryBackend::Software => (BackendKind::Software, Placement::default()),
-            NotaryBackend::Yubikey => (
-                BackendKind::YubiKey,
-                Placement {
-                    serial: self.new_keys.yubikey_serial,
-                    ..Placement::default()
-                },
-            ),
-        }
-    }
-
     /// Finds a key by the Notary key ID in a request.
-    fn find(&self, key_id: Option<&pb::KeyId>) -> Result<Arc<KeyRecord>> {
+    async fn find(&self, key_id: Option<&pb::KeyId>) -> Result<Arc<KeyRecord>> {
         let key_id = key_id.ok_or_else(|| Error::invalid("keyID", "missing"))?;
         if key_id.id.is_empty() {
             return Err(Error::KeyNotFound("\"\"".into()));
         }
-        self.keys.get(&key_id.id)
+        self.keys.get(&key_id.id).await
     }
 }
 
@@ -101,14 +86,13 @@ impl pb::key_management_server::KeyManagement for NotaryService {
             )
             .into());
         }
-        let (backend, placement) = self.placement();
         let new_key = NewKey {
             gun: request.gun.parse()?,
             role: request.role.parse()?,
             exportable: false,
-            placement,
+            placement: self.new_keys.clone(),
         };
-        let key = self.keys.generate(Some(backend), &new_key).await?;
+        let key = self.keys.generate(&new_key).await?;
         Ok(Response::new(pb::PublicKey {
             key_info: Some(key_info(&key)),
             public_key: key_json::public_key_der(&key.public_key),
@@ -118,7 +102,7 @@ impl pb::key_management_server::KeyManagement for NotaryService {
     /// Deleting a key that does not exist succeeds, as with notary-signer.
     #[tracing::instrument(skip_all, fields(keyid = %request.get_ref().id))]
     async fn delete_key(&self, request: Request<pb::KeyId>) -> Result<Response<pb::Void>, Status> {
-        match self.find(Some(request.get_ref())) {
+        match self.find(Some(request.get_ref())).await {
             Ok(key) => {
                 self.keys.delete(&key.keyid).await?;
             }
@@ -133,7 +117,7 @@ impl pb::key_management_server::KeyManagement for NotaryService {
         &self,
         request: Request<pb::KeyId>,
     ) -> Result<Response<pb::GetKeyInfoResponse>, Status> {
-        let key = self.find(Some(request.get_ref()))?;
+        let key = self.find(Some(request.get_ref())).await?;
         Ok(Response::new(pb::GetKeyInfoResponse {
             key_info: Some(key_info(&key)),
             public_key: key_json::public_key_der(&key.public_key),
@@ -150,7 +134,7 @@ impl pb::signer_server::Signer for NotaryService {
         request: Request<pb::SignatureRequest>,
     ) -> Result<Response<pb::Signature>, Status> {
         let request = request.into_inner();
-        let key = self.find(request.key_id.as_ref())?;
+        let key = self.find(request.key_id.as_ref()).await?;
         let digest: [u8; 32] = Sha256::digest(&request.content).into();
         let signature = self.keys.sign_digest(&key, &digest).await?;
         Ok(Response::new(pb::Signature {
@@ -164,7 +148,7 @@ impl pb::signer_server::Signer for NotaryService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{BackendKind, KeyBackend};
+    use crate::keys::{Backends, KeyBackend, Location};
     use async_trait::async_trait;
     use p256::ecdsa::signature::hazmat::PrehashSigner;
     use p256::ecdsa::signature::Verifier;
@@ -184,12 +168,16 @@ mod tests {
 
     #[async_trait]
     impl KeyBackend for MemoryBackend {
-        fn kind(&self) -> BackendKind {
-            BackendKind::Software
+        fn name(&self) -> &'static str {
+            "memory"
         }
 
         async fn load(&self) -> Result<Vec<KeyRecord>> {
             Ok(Vec::new())
+        }
+
+        async fn find(&self, _id: &str) -> Result<Option<KeyRecord>> {
+            Ok(None)
         }
 
         async fn generate(&self, new_key: &NewKey) -> Result<KeyRecord> {
@@ -198,7 +186,7 @@ mod tests {
                 signing_key.verifying_key().into(),
                 new_key.gun.clone(),
                 new_key.role.clone(),
-                BackendKind::Software,
+                Location::Other { backend: "memory" },
                 "2026-01-01T00:00:00Z".into(),
                 new_key.exportable,
             );
@@ -222,10 +210,13 @@ mod tests {
     }
 
     async fn service() -> NotaryService {
-        let backend: Arc<dyn KeyBackend> = Arc::new(MemoryBackend::default());
+        let mut backends = Backends::new();
+        backends
+            .register(Arc::new(MemoryBackend::default()))
+            .unwrap();
         NotaryService::new(
-            Arc::new(KeyManager::new(vec![backend]).await.unwrap()),
-            NotaryKeys::default(),
+            Arc::new(KeyManager::new(backends).await.unwrap()),
+            Placement::Default,
         )
     }
 
@@ -252,7 +243,7 @@ mod tests {
         let id = created.key_info.unwrap().key_id.unwrap().id;
         assert_eq!(id, key_json::notary_keyid(&public_key));
 
-        let record = service.keys.get(&id).unwrap();
+        let record = service.keys.get(&id).await.unwrap();
         assert_eq!(record.gun.as_str(), "docker.io/acme/app");
         assert_eq!(record.role.as_str(), "timestamp");
 
@@ -343,7 +334,7 @@ mod tests {
             .unwrap()
             .id;
         service.delete_key(Request::new(key_id(&id))).await.unwrap();
-        assert!(service.keys.get(&id).is_err());
+        assert!(service.keys.get(&id).await.is_err());
         service
             .delete_key(Request::new(key_id("feedface")))
             .await

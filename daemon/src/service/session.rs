@@ -1,7 +1,7 @@
-//! `tufkey.v1.Session`: unlock, lock and status of the software keystore.
+//! `tufkey.v1.Session`: unlock, lock and status of the passphrase-protected
+//! keystore, whichever backend provides it (found through the `Unlock` capability).
 
-use crate::backend::software::{PassphraseSource, SoftwareBackend};
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::keys::KeyManager;
 use secrecy::SecretString;
 use std::sync::Arc;
@@ -11,27 +11,23 @@ use tufkey_proto::v1 as pb;
 /// Handlers for the lock state.
 pub struct SessionService {
     keys: Arc<KeyManager>,
-    keystore: Arc<SoftwareBackend>,
 }
 
 impl SessionService {
-    pub fn new(keys: Arc<KeyManager>, keystore: Arc<SoftwareBackend>) -> Self {
-        SessionService { keys, keystore }
+    pub fn new(keys: Arc<KeyManager>) -> Self {
+        SessionService { keys }
     }
 
-    fn status(&self) -> pb::StatusResponse {
-        let status = self.keystore.status();
-        pb::StatusResponse {
-            locked: status.locked,
+    fn status(&self) -> Result<pb::StatusResponse> {
+        let state = self.keys.unlocker()?.lock_state();
+        Ok(pb::StatusResponse {
+            locked: state.locked,
             key_count: u32::try_from(self.keys.list(None, None).len()).unwrap_or(u32::MAX),
-            store: status.dir.display().to_string(),
-            passphrase_source: status
-                .passphrase_source
-                .map(|s| s.as_str().to_owned())
-                .unwrap_or_default(),
-            unreadable_files: status.unreadable_files,
+            store: state.store,
+            passphrase_source: state.passphrase_source.unwrap_or_default().to_owned(),
+            unreadable_files: state.problems,
             version: env!("CARGO_PKG_VERSION").into(),
-        }
+        })
     }
 }
 
@@ -48,24 +44,22 @@ impl pb::session_server::Session for SessionService {
         if secrecy::ExposeSecret::expose_secret(&passphrase).is_empty() {
             return Err(Error::invalid("passphrase", "must not be empty").into());
         }
-        self.keystore
-            .unlock(passphrase, PassphraseSource::Unlock)
-            .await?;
-        Ok(Response::new(self.status()))
+        self.keys.unlocker()?.unlock(passphrase).await?;
+        Ok(Response::new(self.status()?))
     }
 
     async fn lock(
         &self,
         _request: Request<pb::LockRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        self.keystore.lock();
-        Ok(Response::new(self.status()))
+        self.keys.unlocker()?.lock();
+        Ok(Response::new(self.status()?))
     }
 
     async fn status(
         &self,
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        Ok(Response::new(self.status()))
+        Ok(Response::new(self.status()?))
     }
 }

@@ -1,7 +1,8 @@
 //! `tufkey.v1.Signing`: sign raw bytes, or a whole TUF metadata document.
 
 use super::convert::{format_from_proto, format_to_proto, required_keyid};
-use crate::error::{Error, Result};
+use crate::blocking;
+use crate::error::Error;
 use crate::keys::{KeyManager, KeyRecord};
 use crate::tuf::metadata::MetadataDocument;
 use crate::tuf::signature::{self, SignatureFormat};
@@ -21,15 +22,6 @@ impl SigningService {
     }
 }
 
-/// Runs CPU-heavy document work off the async threads.
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> Result<T> + Send + 'static,
-) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|error| Error::Crypto(format!("worker task failed: {error}")))?
-}
-
 #[tonic::async_trait]
 impl pb::signing_server::Signing for SigningService {
     #[tracing::instrument(skip_all, fields(keyid = %request.get_ref().keyid, bytes = request.get_ref().payload.len()))]
@@ -38,7 +30,7 @@ impl pb::signing_server::Signing for SigningService {
         request: Request<pb::SignRawRequest>,
     ) -> Result<Response<pb::SignRawResponse>, Status> {
         let request = request.into_inner();
-        let key = self.keys.get(required_keyid(&request.keyid)?)?;
+        let key = self.keys.get(required_keyid(&request.keyid)?).await?;
         let format = format_from_proto(request.format)?;
         let digest: [u8; 32] = Sha256::digest(&request.payload).into();
         let signature = self.keys.sign_digest(&key, &digest).await?;
@@ -60,16 +52,17 @@ impl pb::signing_server::Signing for SigningService {
         }
         let mut keys: Vec<Arc<KeyRecord>> = Vec::with_capacity(request.keyids.len());
         for id in &request.keyids {
-            let key = self.keys.get(required_keyid(id)?)?;
+            let key = self.keys.get(required_keyid(id)?).await?;
             if !keys.iter().any(|seen| seen.keyid == key.keyid) {
                 keys.push(key);
             }
         }
         let document_bytes = request.document;
-        let (mut document, digest) = blocking(move || {
+        // Parsing and canonicalising a large document is CPU work: off the async threads.
+        let (mut document, digest) = blocking::run(move || {
             let document = MetadataDocument::parse(document_bytes)?;
             let digest: [u8; 32] = Sha256::digest(document.signed_bytes()).into();
-            Ok((document, digest))
+            Ok::<_, Error>((document, digest))
         })
         .await?;
         for key in &keys {
@@ -79,7 +72,7 @@ impl pb::signing_server::Signing for SigningService {
                 signature::encode(&signature, SignatureFormat::Tuf),
             );
         }
-        let document = blocking(move || Ok(document.into_bytes())).await?;
+        let document = blocking::run(move || Ok::<_, Error>(document.into_bytes())).await?;
         Ok(Response::new(pb::SignMetadataResponse {
             document,
             signed_by: keys.iter().map(|key| key.keyid.clone()).collect(),

@@ -1,20 +1,11 @@
-//! The Unix socket listener: default path, private directory, stale-socket cleanup.
+//! The Unix socket listener: private directory, stale-socket cleanup. The default
+//! path is part of the wire contract: `tufkey_proto::paths::default_socket_path`.
 
 use crate::error::{Error, Result};
 use std::fs;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use tokio::net::UnixListener;
-
-/// `$XDG_RUNTIME_DIR/tufkey/tufkeyd.sock`, else `/run/tufkey/tufkeyd.sock`.
-pub fn default_socket_path() -> PathBuf {
-    std::env::var_os("XDG_RUNTIME_DIR")
-        .filter(|dir| !dir.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/run"))
-        .join("tufkey")
-        .join("tufkeyd.sock")
-}
 
 /// Binds `path` with mode 0600. A missing parent directory is created 0700; a
 /// leftover socket nobody listens on is replaced; a live one is an error.

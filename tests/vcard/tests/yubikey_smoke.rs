@@ -7,6 +7,8 @@
 //!
 //! Tests share the cards, so they take a global lock. They leave each card
 //! with the default PIN / management key, whatever state it started in.
+// Test code: an unwrap that fails is the test failing, with its location.
+#![allow(clippy::unwrap_used)]
 
 use std::{
     path::PathBuf,

@@ -1,7 +1,7 @@
 //! The keystore's encryption: Argon2id turns the passphrase into a 256-bit key,
 //! XChaCha20-Poly1305 seals each secret with its public metadata as associated data.
 
-use crate::error::{Error, Result};
+use super::error::{FileProblem, Result, SoftwareError};
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -42,22 +42,22 @@ impl KdfParams {
     }
 
     /// Derives the store key from the passphrase (deliberately slow).
-    pub fn derive(&self, passphrase: &SecretString) -> Result<StoreKey> {
+    pub fn derive(&self, passphrase: &SecretString) -> Result<StoreKey, FileProblem> {
         if self.algorithm != ARGON2ID {
-            return Err(Error::Crypto(format!(
-                "unsupported KDF {:?}",
-                self.algorithm
-            )));
+            return Err(FileProblem::UnsupportedKdf(self.algorithm.clone()));
         }
         let salt = BASE64
             .decode(&self.salt)
-            .map_err(|_| Error::Crypto("KDF salt is not base64".into()))?;
+            .map_err(|source| FileProblem::NotBase64 {
+                what: "KDF salt",
+                source,
+            })?;
         let params = Params::new(self.memory_kib, self.iterations, self.parallelism, Some(32))
-            .map_err(|error| Error::Crypto(format!("bad KDF parameters: {error}")))?;
+            .map_err(FileProblem::KdfParams)?;
         let mut key = Zeroizing::new([0u8; 32]);
         Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
             .hash_password_into(passphrase.expose_secret().as_bytes(), &salt, key.as_mut())
-            .map_err(|error| Error::Crypto(format!("key derivation: {error}")))?;
+            .map_err(FileProblem::KdfParams)?;
         Ok(StoreKey {
             key,
             params: self.clone(),
@@ -107,7 +107,7 @@ impl StoreKey {
                     aad: associated,
                 },
             )
-            .map_err(|_| Error::Crypto("encryption failed".into()))?;
+            .map_err(SoftwareError::Seal)?;
         Ok(Sealed {
             cipher: XCHACHA20POLY1305.into(),
             nonce: BASE64.encode(nonce),
@@ -120,19 +120,24 @@ impl StoreKey {
         &self,
         sealed: &Sealed,
         associated: &[u8],
-    ) -> std::result::Result<Zeroizing<Vec<u8>>, String> {
+    ) -> Result<Zeroizing<Vec<u8>>, FileProblem> {
         if sealed.cipher != XCHACHA20POLY1305 {
-            return Err(format!("unsupported cipher {:?}", sealed.cipher));
+            return Err(FileProblem::UnsupportedCipher(sealed.cipher.clone()));
         }
         let nonce = BASE64
             .decode(&sealed.nonce)
-            .map_err(|_| "nonce is not base64".to_string())?;
-        let nonce: [u8; 24] = nonce
-            .try_into()
-            .map_err(|_| "nonce is not 24 bytes".to_string())?;
-        let ciphertext = BASE64
-            .decode(&sealed.ciphertext)
-            .map_err(|_| "ciphertext is not base64".to_string())?;
+            .map_err(|source| FileProblem::NotBase64 {
+                what: "nonce",
+                source,
+            })?;
+        let nonce: [u8; 24] = nonce.try_into().map_err(|_| FileProblem::NonceLength)?;
+        let ciphertext =
+            BASE64
+                .decode(&sealed.ciphertext)
+                .map_err(|source| FileProblem::NotBase64 {
+                    what: "ciphertext",
+                    source,
+                })?;
         let cipher = XChaCha20Poly1305::new(self.key.as_ref().into());
         cipher
             .decrypt(
@@ -143,9 +148,7 @@ impl StoreKey {
                 },
             )
             .map(Zeroizing::new)
-            .map_err(|_| {
-                "decryption failed (wrong passphrase, or the file was altered)".to_string()
-            })
+            .map_err(FileProblem::Decrypt)
     }
 }
 

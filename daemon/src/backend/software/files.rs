@@ -1,6 +1,6 @@
 //! Private files on disk: owner-only directories and atomic, durable writes.
 
-use crate::error::{Error, Result};
+use super::error::{Result, SoftwareError};
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -11,9 +11,9 @@ pub const TEMP_PREFIX: &str = ".tmp-";
 
 /// Creates `dir` (and parents) and makes it mode 0700.
 pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).map_err(Error::io("creating directory", dir))?;
+    fs::create_dir_all(dir).map_err(SoftwareError::io("creating directory", dir))?;
     let mode = fs::metadata(dir)
-        .map_err(Error::io("reading", dir))?
+        .map_err(SoftwareError::io("reading", dir))?
         .permissions()
         .mode()
         & 0o777;
@@ -22,7 +22,7 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
             tracing::warn!(dir = %dir.display(), mode = format!("{mode:o}"), "tightening keystore directory permissions to 0700");
         }
         fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(Error::io("setting permissions on", dir))?;
+            .map_err(SoftwareError::io("setting permissions on", dir))?;
     }
     Ok(())
 }
@@ -35,20 +35,20 @@ pub fn write_new_file_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result
         .prefix(TEMP_PREFIX)
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)
-        .map_err(Error::io("creating a temporary file in", dir))?;
+        .map_err(SoftwareError::io("creating a temporary file in", dir))?;
     temp.write_all(bytes)
-        .map_err(Error::io("writing", temp.path()))?;
+        .map_err(SoftwareError::io("writing", temp.path()))?;
     temp.as_file()
         .sync_all()
-        .map_err(Error::io("syncing", temp.path()))?;
+        .map_err(SoftwareError::io("syncing", temp.path()))?;
     temp.persist_noclobber(&target)
-        .map_err(|error| Error::io("renaming into place", &target)(error.error))?;
+        .map_err(|error| SoftwareError::io("renaming into place", &target)(error.error))?;
     sync_dir(dir)
 }
 
 /// Removes `path` durably.
 pub fn remove_file_durably(path: &Path) -> Result<()> {
-    fs::remove_file(path).map_err(Error::io("removing", path))?;
+    fs::remove_file(path).map_err(SoftwareError::io("removing", path))?;
     if let Some(dir) = path.parent() {
         sync_dir(dir)?;
     }
@@ -58,5 +58,5 @@ pub fn remove_file_durably(path: &Path) -> Result<()> {
 fn sync_dir(dir: &Path) -> Result<()> {
     fs::File::open(dir)
         .and_then(|handle| handle.sync_all())
-        .map_err(Error::io("syncing directory", dir))
+        .map_err(SoftwareError::io("syncing directory", dir))
 }

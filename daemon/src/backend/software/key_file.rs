@@ -6,8 +6,8 @@
 //! key, the public description bound in as associated data.
 
 use super::envelope::{KdfParams, Sealed, StoreKey};
-use crate::error::{Error, Result};
-use crate::keys::{BackendKind, KeyRecord};
+use super::error::{FileProblem, Result, SoftwareError};
+use crate::keys::{KeyRecord, Location};
 use p256::ecdsa::SigningKey;
 use p256::pkcs8::DecodePublicKey;
 use p256::PublicKey;
@@ -70,7 +70,7 @@ impl StoredKey {
             kdf: store_key.params().clone(),
             sealed,
         };
-        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| Error::Crypto(e.to_string()))?;
+        let bytes = serde_json::to_vec_pretty(&file).map_err(SoftwareError::Encode)?;
         Ok((
             StoredKey {
                 record: record.clone(),
@@ -81,24 +81,27 @@ impl StoredKey {
     }
 
     /// Parses a key file; `expected_keyid` comes from its file name.
-    pub fn parse(bytes: &[u8], expected_keyid: &str) -> std::result::Result<Self, String> {
+    pub fn parse(bytes: &[u8], expected_keyid: &str) -> Result<Self, FileProblem> {
         let file: KeyFile =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a tufkey key file: {e}"))?;
+            serde_json::from_slice(bytes).map_err(|source| FileProblem::NotJson {
+                what: "key file",
+                source,
+            })?;
         if file.format != KEY_FORMAT {
-            return Err(format!("unsupported format {:?}", file.format));
+            return Err(FileProblem::UnsupportedFormat(file.format));
         }
         let public_key = PublicKey::from_public_key_pem(&file.public.public_pem)
-            .map_err(|e| format!("public key does not parse: {e}"))?;
+            .map_err(FileProblem::PublicKey)?;
         let record = KeyRecord::new(
             public_key,
-            file.public.gun.parse().map_err(|e: Error| e.to_string())?,
-            file.public.role.parse().map_err(|e: Error| e.to_string())?,
-            BackendKind::Software,
+            file.public.gun.parse().map_err(FileProblem::Name)?,
+            file.public.role.parse().map_err(FileProblem::Name)?,
+            Location::Software,
             file.public.created_at.clone(),
             file.public.exportable,
         );
         if record.keyid != file.public.keyid || record.keyid != expected_keyid {
-            return Err("key ID does not match the public key it holds".into());
+            return Err(FileProblem::KeyIdMismatch);
         }
         Ok(StoredKey { record, file })
     }
@@ -109,15 +112,14 @@ impl StoredKey {
     }
 
     /// Decrypts the private key and checks it matches the public key.
-    pub fn unseal(&self, store_key: &StoreKey) -> std::result::Result<SigningKey, String> {
+    pub fn unseal(&self, store_key: &StoreKey) -> Result<SigningKey, FileProblem> {
         if self.kdf() != store_key.params() {
-            return Err("sealed under a different keystore passphrase or salt".into());
+            return Err(FileProblem::OtherPassphrase);
         }
         let secret = store_key.open(&self.file.sealed, &associated_data(&self.file.public))?;
-        let signing_key = SigningKey::from_slice(&secret)
-            .map_err(|_| "private key is not a valid P-256 scalar".to_string())?;
+        let signing_key = SigningKey::from_slice(&secret).map_err(|_| FileProblem::NotAScalar)?;
         if PublicKey::from(signing_key.verifying_key()) != self.record.public_key {
-            return Err("private key does not match the public key".into());
+            return Err(FileProblem::KeyMismatch);
         }
         Ok(signing_key)
     }
@@ -144,16 +146,19 @@ impl StoreFile {
             kdf: store_key.params().clone(),
             check,
         };
-        let bytes = serde_json::to_vec_pretty(&file).map_err(|e| Error::Crypto(e.to_string()))?;
+        let bytes = serde_json::to_vec_pretty(&file).map_err(SoftwareError::Encode)?;
         Ok((file, bytes))
     }
 
     /// Parses `store.json`.
-    pub fn parse(bytes: &[u8]) -> std::result::Result<Self, String> {
+    pub fn parse(bytes: &[u8]) -> Result<Self, FileProblem> {
         let file: StoreFile =
-            serde_json::from_slice(bytes).map_err(|e| format!("not a tufkey store file: {e}"))?;
+            serde_json::from_slice(bytes).map_err(|source| FileProblem::NotJson {
+                what: "store file",
+                source,
+            })?;
         if file.format != STORE_FORMAT {
-            return Err(format!("unsupported format {:?}", file.format));
+            return Err(FileProblem::UnsupportedFormat(file.format));
         }
         Ok(file)
     }

@@ -1,7 +1,7 @@
 //! Where the keystore passphrase comes from when nobody types it: the OS keyring
 //! (kernel keyutils on Linux), or `TUFKEY_PASSPHRASE` for unattended use.
 
-use crate::error::{Error, Result};
+use super::error::{Result, SoftwareError};
 use base64::Engine;
 use rand_core::{OsRng, RngCore};
 use secrecy::SecretString;
@@ -96,7 +96,10 @@ impl AutomaticSources {
         let secret = base64::engine::general_purpose::STANDARD_NO_PAD.encode(random.as_ref());
         entry
             .set_password(&secret)
-            .map_err(|error| Error::Keyring(format!("saving a new keystore secret: {error}")))?;
+            .map_err(|source| SoftwareError::Keyring {
+                action: "saving a new keystore secret",
+                source,
+            })?;
         Ok(Some(SecretString::from(secret)))
     }
 }

@@ -6,7 +6,7 @@
 //! still generated, sealed and checked with `p256`; only signing goes through AWS-LC.
 //! AWS-LC cleanses key memory when the key pair is freed.
 
-use crate::error::{Error, Result};
+use super::error::{Result, SoftwareError};
 use aws_lc_rs::digest::{Digest, SHA256};
 use aws_lc_rs::signature::{EcdsaKeyPair, ECDSA_P256_SHA256_ASN1_SIGNING};
 use p256::ecdsa::{Signature, SigningKey};
@@ -35,21 +35,18 @@ impl DigestSigner {
             public.as_bytes(),
         );
         scalar.zeroize();
-        let key_pair =
-            key_pair.map_err(|error| Error::Crypto(format!("loading a P-256 key: {error}")))?;
+        let key_pair = key_pair.map_err(SoftwareError::SignerKey)?;
         Ok(DigestSigner { key_pair })
     }
 
     /// Signs a SHA-256 digest (ECDSA, DER result parsed into a `p256` signature).
     pub fn sign_digest(&self, digest: &[u8; 32]) -> Result<Signature> {
-        let digest = Digest::import_less_safe(digest, &SHA256)
-            .map_err(|_| Error::Crypto("bad digest length".into()))?;
+        let digest = Digest::import_less_safe(digest, &SHA256).map_err(SoftwareError::Sign)?;
         let der = self
             .key_pair
             .sign_digest(&digest)
-            .map_err(|_| Error::Crypto("ECDSA signing failed".into()))?;
-        Signature::from_der(der.as_ref())
-            .map_err(|error| Error::Crypto(format!("AWS-LC returned a bad signature: {error}")))
+            .map_err(SoftwareError::Sign)?;
+        Signature::from_der(der.as_ref()).map_err(SoftwareError::MalformedSignature)
     }
 }
 

@@ -9,8 +9,9 @@
 //! certificates) and ecdsa-with-SHA256 over P-256.
 
 use super::device::{CardError, CardResult};
+use super::error::YubiKeyError;
 use super::slots;
-use crate::error::Error;
+use crate::keys::PivSlot;
 use p256::pkcs8::DecodePublicKey;
 use x509_cert::der::oid::ObjectIdentifier;
 use x509_cert::der::{DecodePem, Encode};
@@ -35,14 +36,14 @@ pub fn yubico_roots() -> Vec<Certificate> {
 }
 
 /// Reads the attestation chain (DER, leaf first) for a slot from the device.
-pub fn fetch_chain(yubikey: &mut YubiKey, serial: u32, slot: u8) -> CardResult<Vec<Vec<u8>>> {
+pub fn fetch_chain(yubikey: &mut YubiKey, serial: u32, slot: PivSlot) -> CardResult<Vec<Vec<u8>>> {
     let not_supported = || {
-        CardError::Daemon(Error::NotSupportedByDevice {
+        CardError::Decided(YubiKeyError::NotSupported {
             serial,
             what: "attestation",
         })
     };
-    let leaf = piv::attest(yubikey, slots::slot_id(slot)).map_err(|error| match error {
+    let leaf = piv::attest(yubikey, slot.into()).map_err(|error| match error {
         yubikey::Error::NotSupported
         | yubikey::Error::GenericError
         | yubikey::Error::InvalidObject => not_supported(),
@@ -50,9 +51,13 @@ pub fn fetch_chain(yubikey: &mut YubiKey, serial: u32, slot: u8) -> CardResult<V
     })?;
     let device_certificate =
         super::certificate::read(yubikey, slots::ATTESTATION).ok_or_else(not_supported)?;
-    let device_der = device_certificate
-        .to_der()
-        .map_err(|error| CardError::Daemon(Error::Crypto(error.to_string())))?;
+    let device_der = device_certificate.to_der().map_err(|source| {
+        CardError::Decided(YubiKeyError::Certificate {
+            serial,
+            what: "encoding the device's attestation certificate",
+            source,
+        })
+    })?;
     Ok(vec![leaf.to_vec(), device_der])
 }
 

@@ -7,7 +7,7 @@
 //! the card, the connection is reopened and the operation tried once more — this
 //! never repeats a PIN the card refused: a wrong PIN is an error, not a reset.
 
-use crate::error::Error;
+use super::error::YubiKeyError;
 use std::sync::{Mutex, MutexGuard};
 use yubikey::YubiKey;
 
@@ -15,7 +15,7 @@ use yubikey::YubiKey;
 /// daemon decided on (e.g. a refused cached PIN).
 pub enum CardError {
     Card(yubikey::Error),
-    Daemon(Error),
+    Decided(YubiKeyError),
 }
 
 impl From<yubikey::Error> for CardError {
@@ -24,14 +24,14 @@ impl From<yubikey::Error> for CardError {
     }
 }
 
-impl From<Error> for CardError {
-    fn from(error: Error) -> Self {
-        CardError::Daemon(error)
+impl From<YubiKeyError> for CardError {
+    fn from(error: YubiKeyError) -> Self {
+        CardError::Decided(error)
     }
 }
 
 /// Shorthand for operations on a card.
-pub type CardResult<T> = std::result::Result<T, CardError>;
+pub type CardResult<T> = Result<T, CardError>;
 
 /// A YubiKey the daemon has seen in a reader.
 pub struct Device {
@@ -57,7 +57,7 @@ impl Device {
     pub fn run<T>(
         &self,
         mut operation: impl FnMut(&mut YubiKey) -> CardResult<T>,
-    ) -> Result<T, Error> {
+    ) -> Result<T, YubiKeyError> {
         let mut card = self.lock();
         for attempt in 0..2 {
             if card.is_none() {
@@ -81,10 +81,10 @@ impl Device {
                     }
                     return Err(self.error(error));
                 }
-                Err(CardError::Daemon(error)) => return Err(error),
+                Err(CardError::Decided(error)) => return Err(error),
             }
         }
-        Err(Error::DeviceAbsent {
+        Err(YubiKeyError::Absent {
             serial: self.serial,
         })
     }
@@ -98,7 +98,7 @@ impl Device {
     }
 
     /// The daemon's error for a device error on this card.
-    pub fn error(&self, error: yubikey::Error) -> Error {
+    pub fn error(&self, error: yubikey::Error) -> YubiKeyError {
         card_error(self.serial, error)
     }
 
@@ -114,9 +114,19 @@ fn forget_connection(card: &mut Option<YubiKey>) {
     }
 }
 
+/// Opens whatever YubiKey is in `reader`.
+pub fn open_in_reader(reader: &str) -> yubikey::Result<YubiKey> {
+    let mut context = yubikey::reader::Context::open()?;
+    let found = context
+        .iter()?
+        .find(|candidate| candidate.name() == reader)
+        .ok_or(yubikey::Error::NotFound)?;
+    found.open()
+}
+
 /// Opens the YubiKey in `reader`, checking it is still the one with `serial`.
 pub fn open_reader(reader: &str, serial: u32) -> yubikey::Result<YubiKey> {
-    let yubikey = super::open_in_reader(reader)?;
+    let yubikey = open_in_reader(reader)?;
     if yubikey.serial().0 == serial {
         Ok(yubikey)
     } else {
@@ -162,17 +172,14 @@ pub fn is_absent(error: &yubikey::Error) -> bool {
 }
 
 /// The daemon's error for a device error on the card `serial`.
-pub fn card_error(serial: u32, error: yubikey::Error) -> Error {
+pub fn card_error(serial: u32, error: yubikey::Error) -> YubiKeyError {
     match error {
         yubikey::Error::WrongPin { tries: 0 } | yubikey::Error::PinLocked => {
-            Error::PinBlocked { serial }
+            YubiKeyError::PinBlocked { serial }
         }
-        yubikey::Error::WrongPin { tries } => Error::WrongPin { serial, tries },
-        error if is_absent(&error) => Error::DeviceAbsent { serial },
-        error => Error::Device {
-            serial,
-            reason: error.to_string(),
-        },
+        yubikey::Error::WrongPin { tries } => YubiKeyError::WrongPin { serial, tries },
+        error if is_absent(&error) => YubiKeyError::Absent { serial },
+        source => YubiKeyError::Card { serial, source },
     }
 }
 
@@ -193,7 +200,7 @@ mod tests {
             "YubiKey 1001 is not present: insert YubiKey 1001"
         );
         assert_eq!(
-            tonic::Status::from(pulled).code(),
+            tonic::Status::from(crate::error::Error::from(pulled)).code(),
             tonic::Code::FailedPrecondition
         );
 

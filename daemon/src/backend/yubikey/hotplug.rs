@@ -2,10 +2,11 @@
 //! removed from readers.
 //!
 //! [`Watcher::poll`] blocks in `SCardGetStatusChange` (with a timeout) and returns
-//! what changed; [`spawn`] runs it on a dedicated thread for the daemon's lifetime.
+//! what changed; [`spawn`] runs it on a dedicated thread until the server stops.
 //! A card swapped between two polls is seen through the reader's event counter. If
 //! pcscd goes away, every card counts as removed and the watcher reconnects.
 
+use crate::shutdown::Stopping;
 use pcsc::{Context, ReaderState, Scope, State};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -128,16 +129,17 @@ impl Watcher {
 }
 
 /// Runs `watcher` on its own thread, handing every batch of changes to `handle`,
-/// until `handle` returns false.
+/// until `stopping` fires (seen within a second).
 pub fn spawn(
     mut watcher: Watcher,
-    mut handle: impl FnMut(Vec<ReaderChange>) -> bool + Send + 'static,
-) -> std::io::Result<()> {
+    stopping: Stopping,
+    mut handle: impl FnMut(Vec<ReaderChange>) + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("yubikey-hotplug".into())
         .spawn(move || {
             let mut warned = false;
-            loop {
+            while !stopping.is_stopped() {
                 let changes = match watcher.poll(Duration::from_secs(1)) {
                     Ok(changes) => {
                         warned = false;
@@ -152,10 +154,7 @@ pub fn spawn(
                         Vec::new()
                     }
                 };
-                if !handle(changes) {
-                    break;
-                }
+                handle(changes);
             }
         })
-        .map(|_| ())
 }

@@ -8,7 +8,7 @@
 //! (5.4+) that supports them.
 
 use super::device::{CardError, CardResult};
-use crate::error::Error;
+use super::error::YubiKeyError;
 use yubikey::{MgmKey, YubiKey};
 
 /// What `device init` reports about the new key.
@@ -38,12 +38,10 @@ pub fn authenticate(
     }
     match yubikey.authenticate(MgmKey::default()) {
         Ok(()) if allow_default => Ok(Authenticated::FactoryDefault),
-        Ok(()) => Err(Error::DefaultManagementKey { serial }.into()),
-        Err(yubikey::Error::AuthenticationError) => Err(Error::Device {
-            serial,
-            reason: "its management key is neither the factory key nor PIN-protected, so tufkey cannot use it: make it PIN-protected with `ykman piv access change-management-key --protect` (or reset PIV with `ykman piv reset`, which erases every PIV key)".into(),
+        Ok(()) => Err(YubiKeyError::DefaultManagementKey { serial }.into()),
+        Err(yubikey::Error::AuthenticationError) => {
+            Err(YubiKeyError::UnknownManagementKey { serial }.into())
         }
-        .into()),
         Err(error) => Err(CardError::Card(error)),
     }
 }

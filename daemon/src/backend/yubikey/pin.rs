@@ -1,17 +1,18 @@
-//! PINs the daemon holds: per device serial, in zeroising memory, for a limited
-//! time (`--pin-cache-secs`), and optionally remembered in the OS keyring so a
-//! restarted daemon finds them. Never logged, never in an error message.
+//! PINs the daemon holds — per device serial, in zeroising memory, for a limited
+//! time (`--pin-cache-secs`), optionally remembered in the OS keyring so a restarted
+//! daemon finds them — and how they are verified on a card: never retried after a
+//! refusal, never used from the cache with one try left. Never logged, never in an
+//! error message.
 
-use crate::error::{Error, Result};
+use super::device::{card_error, CardResult};
+use super::error::YubiKeyError;
+use crate::keys::Pin;
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 const KEYRING_SERVICE: &str = "tufkey";
-
-/// A PIN as the card wants it: 6 to 8 bytes.
-pub type Pin = Zeroizing<Vec<u8>>;
 
 struct Cached {
     pin: Pin,
@@ -26,11 +27,11 @@ pub struct PinCache {
 }
 
 /// Checks a PIN or PUK typed by a user: 6 to 8 characters (PIV), no content shown.
-pub fn validate(what: &'static str, pin: &[u8]) -> Result<()> {
+pub fn validate(what: &'static str, pin: &[u8]) -> Result<(), YubiKeyError> {
     if (6..=8).contains(&pin.len()) {
         Ok(())
     } else {
-        Err(Error::invalid(what, "must be 6 to 8 characters"))
+        Err(YubiKeyError::BadPinLength { what })
     }
 }
 
@@ -79,17 +80,16 @@ impl PinCache {
     }
 
     /// Saves the PIN in the OS keyring too.
-    pub fn remember(&self, serial: u32, pin: &[u8]) -> Result<()> {
-        let entry = self.keyring_entry(serial).ok_or_else(|| {
-            Error::Keyring("remembering a PIN needs the OS keyring, but tufkeyd runs with --no-keyring (or has no keyring)".into())
-        })?;
-        let text = Zeroizing::new(
-            String::from_utf8(pin.to_vec())
-                .map_err(|_| Error::invalid("pin", "must be text to be remembered"))?,
-        );
+    pub fn remember(&self, serial: u32, pin: &[u8]) -> Result<(), YubiKeyError> {
+        let entry = self.keyring_entry(serial).ok_or(YubiKeyError::NoKeyring)?;
+        let text =
+            Zeroizing::new(String::from_utf8(pin.to_vec()).map_err(|_| YubiKeyError::PinNotText)?);
         entry
             .set_password(&text)
-            .map_err(|error| Error::Keyring(format!("saving the PIN of YubiKey {serial}: {error}")))
+            .map_err(|source| YubiKeyError::Keyring {
+                action: "saving a YubiKey PIN",
+                source,
+            })
     }
 
     /// Drops the PIN from memory and the keyring (after a wrong PIN).
@@ -131,6 +131,53 @@ impl PinCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Cached>> {
         self.pins.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Verifies the cached PIN, unless there is none, the PIN is blocked, or one try
+/// is left (a cached PIN might be stale; the user should type it). A wrong PIN
+/// clears the cache and is not retried. Returns the PIN for a second VERIFY.
+pub fn verify_cached(
+    pins: &PinCache,
+    serial: u32,
+    yubikey: &mut yubikey::YubiKey,
+) -> CardResult<Pin> {
+    let pin = pins
+        .get(serial)
+        .ok_or(YubiKeyError::PinRequired { serial })?;
+    // An empty VERIFY answers the tries left without spending one (or success when
+    // the PIN is verified already, i.e. the counter is full).
+    match yubikey.verify_pin(&[]) {
+        Ok(()) => {}
+        Err(yubikey::Error::WrongPin { tries: 0 }) => {
+            return Err(YubiKeyError::PinBlocked { serial }.into())
+        }
+        Err(yubikey::Error::WrongPin { tries: 1 }) => {
+            return Err(YubiKeyError::LastPinTry { serial }.into())
+        }
+        Err(yubikey::Error::WrongPin { .. }) => {}
+        Err(error) => return Err(error.into()),
+    }
+    verify_typed(pins, serial, yubikey, &pin)?;
+    Ok(pin)
+}
+
+/// Verifies a PIN once; a refusal clears the cache and reports the tries left.
+pub fn verify_typed(
+    pins: &PinCache,
+    serial: u32,
+    yubikey: &mut yubikey::YubiKey,
+    pin: &[u8],
+) -> CardResult<()> {
+    match yubikey.verify_pin(pin) {
+        Ok(()) => Ok(()),
+        Err(error @ (yubikey::Error::WrongPin { .. } | yubikey::Error::PinLocked)) => {
+            pins.forget(serial);
+            let error = card_error(serial, error);
+            tracing::warn!(%error, "PIN refused; cached PIN cleared");
+            Err(error.into())
+        }
+        Err(error) => Err(error.into()),
     }
 }
 

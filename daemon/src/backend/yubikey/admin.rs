@@ -1,0 +1,149 @@
+//! The YubiKey backend's [`Devices`] capability: list cards, watch them come and
+//! go, verify and cache PINs, initialise a card for tufkey, attest keys.
+
+use super::device::{CardError, Device};
+use super::error::YubiKeyError;
+use super::key_backend::location;
+use super::{attest, mgmt, on_device, pin, YubiKeyBackend};
+use crate::error::Result;
+use crate::keys::{
+    Attestation, DeviceEvent, DeviceInfo, Devices, InitReport, InitSecrets, KeyRecord, Pin,
+    PinUnlocked,
+};
+use async_trait::async_trait;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+#[async_trait]
+impl Devices for YubiKeyBackend {
+    fn present(&self) -> Vec<(u32, String)> {
+        self.presence.present()
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<DeviceEvent> {
+        self.presence.subscribe_events()
+    }
+
+    async fn list(&self) -> Result<Vec<DeviceInfo>> {
+        let mut infos = Vec::new();
+        for device in self.presence.devices() {
+            let tries =
+                match on_device(device.clone(), |yubikey| Ok(yubikey.get_pin_retries()?)).await {
+                    Ok(tries) => tries,
+                    // Pulled while listing: no longer present.
+                    Err(YubiKeyError::Absent { .. }) => continue,
+                    Err(error) => return Err(error.into()),
+                };
+            infos.push(describe(&device, tries, self));
+        }
+        Ok(infos)
+    }
+
+    async fn unlock(&self, serial: u32, pin: Pin, remember: bool) -> Result<PinUnlocked> {
+        pin::validate("pin", &pin)?;
+        let device = self.presence.device(serial)?;
+        let presence = self.presence.clone();
+        let typed = pin.clone();
+        let tries_left = on_device(device, move |yubikey| {
+            pin::verify_typed(&presence.pins, serial, yubikey, &typed)?;
+            Ok(yubikey.get_pin_retries()?)
+        })
+        .await?;
+        if remember {
+            self.presence.pins.remember(serial, &pin)?;
+        }
+        self.presence.pins.store(serial, pin);
+        tracing::info!(serial, remember, "YubiKey unlocked");
+        Ok(PinUnlocked {
+            tries_left,
+            cache_seconds: self.presence.pins.ttl().as_secs(),
+        })
+    }
+
+    /// Replaces the management key with a random PIN-protected one; changes the
+    /// PUK and PIN when asked.
+    async fn init(&self, serial: u32, secrets: InitSecrets) -> Result<InitReport> {
+        pin::validate("pin", &secrets.pin)?;
+        for (what, value) in [("new_pin", &secrets.new_pin), ("new_puk", &secrets.new_puk)] {
+            if let Some(value) = value {
+                pin::validate(what, value)?;
+            }
+        }
+        if secrets.new_puk.is_some() && secrets.puk.is_none() {
+            return Err(crate::error::Error::invalid(
+                "puk",
+                "the current PUK is needed to set a new one",
+            ));
+        }
+        let device = self.presence.device(serial)?;
+        let presence = self.presence.clone();
+        let current = secrets
+            .new_pin
+            .clone()
+            .unwrap_or_else(|| secrets.pin.clone());
+        let report = on_device(device, move |yubikey| {
+            pin::verify_typed(&presence.pins, serial, yubikey, &secrets.pin)?;
+            mgmt::authenticate(yubikey, serial, true)?;
+            mgmt::replace_with_random_protected(yubikey, &secrets.pin)?;
+            if let (Some(puk), Some(new_puk)) = (&secrets.puk, &secrets.new_puk) {
+                yubikey
+                    .change_puk(puk, new_puk)
+                    .map_err(|error| match error {
+                        yubikey::Error::WrongPin { tries } => {
+                            CardError::Decided(YubiKeyError::WrongPuk { serial, tries })
+                        }
+                        error => CardError::Card(error),
+                    })?;
+            }
+            if let Some(new_pin) = &secrets.new_pin {
+                yubikey.change_pin(&secrets.pin, new_pin)?;
+            }
+            Ok(InitReport {
+                management_key_algorithm: mgmt::ALGORITHM,
+                management_key_storage: mgmt::STORAGE,
+                pin_changed: secrets.new_pin.is_some(),
+                puk_changed: secrets.new_puk.is_some(),
+            })
+        })
+        .await?;
+        self.presence.pins.store(serial, current);
+        tracing::info!(
+            serial,
+            pin_changed = report.pin_changed,
+            puk_changed = report.puk_changed,
+            "YubiKey initialised: random management key, PIN-protected on the device"
+        );
+        Ok(report)
+    }
+
+    /// The key's attestation chain, verified up to the pinned Yubico root.
+    async fn attest(&self, key: &KeyRecord) -> Result<Attestation> {
+        let at = location(key)?;
+        let device = self.presence.device(at.serial)?;
+        let chain = on_device(device, move |yubikey| {
+            attest::fetch_chain(yubikey, at.serial, at.slot)
+        })
+        .await?;
+        let root_subject = attest::verify_chain(&chain, &attest::yubico_roots(), &key.public_key)
+            .map_err(|reason| YubiKeyError::Attestation {
+            serial: at.serial,
+            slot: at.slot,
+            reason,
+        })?;
+        Ok(Attestation {
+            chain,
+            root_subject,
+        })
+    }
+}
+
+fn describe(device: &Arc<Device>, tries: u8, backend: &YubiKeyBackend) -> DeviceInfo {
+    DeviceInfo {
+        serial: device.serial,
+        firmware: device.firmware.clone(),
+        reader: device.reader.clone(),
+        pin_tries_left: tries,
+        pin_cached: backend.presence.pins.is_cached(device.serial),
+        keys: backend.presence.keys_on(device.serial),
+    }
+}
