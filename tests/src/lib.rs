@@ -2,6 +2,7 @@
 //! real CLI, building TUF repositories and handing them to real verifiers.
 
 pub mod daemon;
+pub mod fixtures;
 pub mod leak_scan;
 pub mod notary;
 pub mod tuf_repo;
