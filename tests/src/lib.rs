@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod fixtures;
 pub mod leak_scan;
+pub mod memory_backend;
 pub mod notary;
 pub mod tuf_repo;
 pub mod vcard;
