@@ -2,6 +2,9 @@
 # Installs the Debian packages the tests need (idempotent, non-interactive):
 #   keyutils     kernel keyring, the OS keyring the `keyring` crate uses here
 #   util-linux   setpriv, to call the daemon as another uid
+#   passwd       useradd/groupadd: the system-mode test makes its own users
+#   strace       the system-mode test shows a client cannot ptrace the daemon
+#   systemd      systemd-analyze and systemd-sysusers check the unit files in udev/
 # plus what scripts/notary/install.sh (notary) and scripts/vcard/install.sh install:
 # pcscd, vsmartcard-vpcd, libclang-dev, and libpcsclite-dev + pkg-config (every build
 # of tufkeyd links libpcsclite; scripts/tufkeyd installs those two as well).
@@ -11,6 +14,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 missing=()
 command -v keyctl >/dev/null || missing+=(keyutils)
 command -v setpriv >/dev/null || missing+=(util-linux)
+command -v useradd >/dev/null || missing+=(passwd)
+command -v strace >/dev/null || missing+=(strace)
+command -v systemd-analyze >/dev/null || missing+=(systemd)
 if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq </dev/null

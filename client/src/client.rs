@@ -11,8 +11,8 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use tufkey_proto::paths;
 use tufkey_proto::v1 as pb;
 use tufkey_proto::v1::{
-    devices_client::DevicesClient, keys_client::KeysClient, session_client::SessionClient,
-    signing_client::SigningClient,
+    audit_client::AuditClient, devices_client::DevicesClient, keys_client::KeysClient,
+    policy_client::PolicyClient, session_client::SessionClient, signing_client::SigningClient,
 };
 
 /// The largest message the client sends or accepts; the daemon enforces its own limit.
@@ -49,6 +49,8 @@ pub struct Client {
     signing: SigningClient<Channel>,
     session: SessionClient<Channel>,
     devices: DevicesClient<Channel>,
+    policy: PolicyClient<Channel>,
+    audit: AuditClient<Channel>,
 }
 
 impl Client {
@@ -63,9 +65,15 @@ impl Client {
                 async move { UnixStream::connect(path).await.map(TokioIo::new) }
             }))
             .await
-            .map_err(|error| Error::Connect {
-                path,
-                reason: source_chain(&error),
+            .map_err(|error| {
+                if permission_denied(&error) {
+                    Error::SocketForbidden { path }
+                } else {
+                    Error::Connect {
+                        path,
+                        reason: source_chain(&error),
+                    }
+                }
             })?;
         Ok(Self::from_channel(channel))
     }
@@ -133,7 +141,9 @@ impl Client {
             session: SessionClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
-            devices: DevicesClient::new(channel),
+            devices: DevicesClient::new(channel.clone()),
+            policy: PolicyClient::new(channel.clone()),
+            audit: AuditClient::new(channel),
         }
     }
 
@@ -239,17 +249,20 @@ impl Client {
         Ok(self.devices.watch_devices(request).await?.into_inner())
     }
 
-    /// Gives the daemon a YubiKey's PIN (cached for the daemon's PIN TTL).
+    /// Gives the daemon a YubiKey's PIN (cached for the daemon's PIN TTL). With one
+    /// PIN try left the daemon refuses untried unless `force`.
     pub async fn unlock_device(
         &mut self,
         serial: u32,
         pin: &SecretString,
         remember: bool,
+        force: bool,
     ) -> Result<pb::UnlockDeviceResponse> {
         let request = pb::UnlockDeviceRequest {
             serial,
             pin: pin.expose_secret().to_owned(),
             remember,
+            force,
         };
         Ok(self.devices.unlock_device(request).await?.into_inner())
     }
@@ -262,12 +275,34 @@ impl Client {
         Ok(self.devices.init_device(request).await?.into_inner())
     }
 
+    /// What the daemon's access policy decides for an identity, an RPC and a key,
+    /// and the rule that decided (`tufkey policy check`).
+    pub async fn check_policy(&mut self, request: pb::CheckRequest) -> Result<pb::CheckResponse> {
+        Ok(self.policy.check(request).await?.into_inner())
+    }
+
     /// The verified attestation chain of a YubiKey key.
     pub async fn attest_key(&mut self, keyid: &str) -> Result<pb::AttestKeyResponse> {
         let request = pb::AttestKeyRequest {
             keyid: keyid.into(),
         };
         Ok(self.devices.attest_key(request).await?.into_inner())
+    }
+
+    /// Has the daemon verify its audit log (every file, or the named files of it).
+    pub async fn verify_audit(&mut self, files: Vec<String>) -> Result<pb::VerifyAuditResponse> {
+        let request = pb::VerifyAuditRequest { files };
+        Ok(self.audit.verify(request).await?.into_inner())
+    }
+
+    /// The last `last` audit records (0: all), then with `follow` each new one.
+    pub async fn tail_audit(
+        &mut self,
+        last: u32,
+        follow: bool,
+    ) -> Result<tonic::Streaming<pb::AuditRecord>> {
+        let request = pb::TailAuditRequest { last, follow };
+        Ok(self.audit.tail(request).await?.into_inner())
     }
 
     /// The daemon's status.
@@ -282,6 +317,21 @@ impl Client {
 
 fn read_file(path: &Path, action: &'static str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(Error::io(action, path))
+}
+
+/// Whether the socket refused us by its file permissions (EACCES somewhere in the chain).
+fn permission_denied(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(inner) = source {
+        if inner
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
+        {
+            return true;
+        }
+        source = inner.source();
+    }
+    false
 }
 
 fn source_chain(error: &dyn std::error::Error) -> String {

@@ -9,6 +9,11 @@ pub enum Error {
     #[error("cannot reach tufkeyd at {}: {reason} (is it running? start it with `tufkeyd`, or point TUFKEY_SOCK / --socket at its socket)", path.display())]
     Connect { path: PathBuf, reason: String },
 
+    /// The socket's permissions keep this user out (a system-mode daemon admits
+    /// only the members of its group).
+    #[error("not allowed to open tufkeyd's socket {} (permission denied): ask its administrator to add you to the group the socket belongs to (`ls -l` shows it; tufkey-clients in system mode), then log in again", path.display())]
+    SocketForbidden { path: PathBuf },
+
     /// The daemon answered with an error.
     #[error("{}", rpc_message(.0))]
     Rpc(#[from] tonic::Status),
@@ -24,6 +29,10 @@ pub enum Error {
     /// The user's input was unusable before anything was sent.
     #[error("{0}")]
     Usage(String),
+
+    /// The daemon found a bad record in its audit log (where, and why).
+    #[error("the audit log does not verify: {0}")]
+    AuditDamaged(String),
 }
 
 /// The daemon's message and code, plus what lies under a transport failure (e.g. the

@@ -15,9 +15,11 @@
 //! The resolved [`Config`] comes in sections, one per part of the daemon, so each
 //! backend is built from its own section only.
 
-use crate::backend::software::SoftwareConfig;
+use crate::audit::AuditConfig;
+use crate::backend::software::{SecretFile, SoftwareConfig};
 use crate::backend::yubikey::YubiKeyConfig;
 use crate::error::{Error, Result};
+use crate::policy::PolicySource;
 use clap::parser::ValueSource;
 use clap::{ArgAction, ArgMatches, CommandFactory, FromArgMatches, Parser};
 use serde::{Deserialize, Serialize};
@@ -41,9 +43,10 @@ use tufkey_proto::paths;
     after_help = "Every setting is a flag, an environment variable (a list comma-separated, \
                   a BOOL true or false) and a key of the --config TOML file (the flag's name \
                   in snake_case). A flag beats the environment, which beats the file.\n\n\
-                  The keystore passphrase is not a setting: it comes from the OS keyring, \
+                  The keystore passphrase is not a setting: it comes from --secret-file (or \
+                  systemd's $CREDENTIALS_DIRECTORY/tufkey-secret), the OS keyring, \
                   TUFKEY_PASSPHRASE, or `tufkey unlock`. A new store with none of these gets \
-                  a random passphrase saved in the OS keyring."
+                  a random passphrase saved in the --secret-file, else the OS keyring."
 )]
 #[serde(deny_unknown_fields)]
 struct Settings {
@@ -58,13 +61,27 @@ struct Settings {
     #[arg(long, env = "TUFKEYD_SOCKET", value_name = "PATH")]
     socket: Option<PathBuf>,
 
-    /// Keystore directory [default: $XDG_DATA_HOME/tufkey, else ~/.local/share/tufkey]
+    /// Keystore directory [default: $STATE_DIRECTORY (systemd's StateDirectory=, e.g.
+    /// /var/lib/tufkey), else $XDG_DATA_HOME/tufkey, else ~/.local/share/tufkey]
     #[arg(long, env = "TUFKEYD_STORE", value_name = "DIR")]
     store: Option<PathBuf>,
 
     /// A uid allowed to call over the socket (repeatable) [default: the daemon's own uid]
     #[arg(long, env = "TUFKEYD_ALLOW_UID", value_name = "UID")]
     allow_uid: Option<Vec<u32>>,
+
+    /// A group (name or GID) whose members may call over the socket (repeatable;
+    /// primary or supplementary group). The socket becomes 0660 and its directory 0750,
+    /// both owned by the first such group, which the daemon's user must belong to
+    #[arg(long, env = "TUFKEYD_ALLOW_GID", value_name = "GROUP")]
+    allow_gid: Option<Vec<GroupSetting>>,
+
+    /// File holding the keystore passphrase, mode 0600 and owned by the daemon's user;
+    /// tried before the keyring. Missing and the keystore new: created with a random
+    /// passphrase [default: $CREDENTIALS_DIRECTORY/tufkey-secret (systemd's
+    /// LoadCredential=) when that is set]
+    #[arg(long, env = "TUFKEYD_SECRET_FILE", value_name = "FILE")]
+    secret_file: Option<PathBuf>,
 
     /// Largest gRPC request or response in bytes (a 100k-target targets.json is ~15 MB)
     #[arg(
@@ -114,10 +131,17 @@ struct Settings {
     #[arg(long, env = "TUFKEYD_TLS_CLIENT_CA", value_name = "FILE")]
     tls_client_ca: Option<PathBuf>,
 
-    /// A client certificate subject common name allowed over TCP (repeatable)
-    /// [default: any certificate from --tls-client-ca]
+    /// A client certificate subject common name granted the Notary signer API over TCP
+    /// (repeatable): shorthand for a --policy grant of `notary` to `cert_cn`
     #[arg(long, env = "TUFKEYD_TLS_ALLOW_SUBJECT", value_name = "CN")]
     tls_allow_subject: Option<Vec<String>>,
+
+    /// Access policy: a TOML file of `[[grant]]` tables (in the --config file, a
+    /// `[policy]` table instead), re-read on SIGHUP; see the README's "Access policy"
+    /// [default: --allow-uid callers may do everything on the Unix socket, --allow-gid
+    /// members sign and read keys (root keys excepted), nobody else anything]
+    #[arg(long, env = "TUFKEYD_POLICY", value_name = "FILE", value_parser = policy_file)]
+    policy: Option<toml::Value>,
 
     /// Forget a YubiKey PIN this many seconds after `tufkey unlock --serial`
     #[arg(
@@ -154,6 +178,141 @@ struct Settings {
     /// With --notary-backend yubikey: the YubiKey to use when several are plugged in
     #[arg(long, env = "TUFKEYD_NOTARY_YUBIKEY_SERIAL", value_name = "SERIAL")]
     notary_yubikey_serial: Option<u32>,
+
+    /// Largest request in bytes to the Session, Keys and Devices services (passphrases,
+    /// PINs, key names); only signing takes --max-message-bytes
+    #[arg(
+        long,
+        env = "TUFKEYD_MAX_ADMIN_MESSAGE_BYTES",
+        value_name = "BYTES",
+        default_value = "65536"
+    )]
+    max_admin_message_bytes: Option<usize>,
+
+    /// Largest request in bytes to the Notary signer services (notary-server sends
+    /// canonical snapshot and timestamp metadata)
+    #[arg(
+        long,
+        env = "TUFKEYD_MAX_NOTARY_MESSAGE_BYTES",
+        value_name = "BYTES",
+        default_value = "8388608"
+    )]
+    max_notary_message_bytes: Option<usize>,
+
+    /// Memory in bytes that signing requests in flight may take (a metadata document
+    /// costs up to 8 times its size while signed); beyond it requests get
+    /// RESOURCE_EXHAUSTED
+    #[arg(
+        long,
+        env = "TUFKEYD_SIGN_MEMORY_BUDGET_BYTES",
+        value_name = "BYTES",
+        default_value = "1073741824"
+    )]
+    sign_memory_budget_bytes: Option<u64>,
+
+    /// Most connections open at once on each listener (Unix socket, TCP); further
+    /// connections are closed at once
+    #[arg(
+        long,
+        env = "TUFKEYD_MAX_CONNECTIONS",
+        value_name = "COUNT",
+        default_value = "256"
+    )]
+    max_connections: Option<usize>,
+
+    /// Most RPCs in flight at once on one connection (HTTP/2 concurrent streams)
+    #[arg(
+        long,
+        env = "TUFKEYD_MAX_CONCURRENT_STREAMS",
+        value_name = "COUNT",
+        default_value = "64"
+    )]
+    max_concurrent_streams: Option<u32>,
+
+    /// Give up on an RPC after this many seconds (a YubiKey waiting for touch takes
+    /// up to 30)
+    #[arg(
+        long,
+        env = "TUFKEYD_REQUEST_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value = "120"
+    )]
+    request_timeout_secs: Option<u64>,
+
+    /// Close a TCP connection that has not finished its TLS handshake after this many
+    /// seconds
+    #[arg(
+        long,
+        env = "TUFKEYD_TLS_HANDSHAKE_TIMEOUT_SECS",
+        value_name = "SECS",
+        default_value = "10"
+    )]
+    tls_handshake_timeout_secs: Option<u64>,
+
+    /// Probe idle TCP connections with keepalives after this many seconds, so dead
+    /// peers are noticed and their connections closed
+    #[arg(
+        long,
+        env = "TUFKEYD_TCP_KEEPALIVE_SECS",
+        value_name = "SECS",
+        default_value = "60"
+    )]
+    tcp_keepalive_secs: Option<u64>,
+
+    /// The audit log's current file (JSON Lines, hash-chained, MACed); rotated files
+    /// sit beside it [default: STORE/audit/audit.log]
+    #[arg(long, env = "TUFKEYD_AUDIT_LOG", value_name = "PATH")]
+    audit_log: Option<PathBuf>,
+
+    /// Rotate the audit log before its current file would grow past this many bytes
+    /// (the chain continues in the next file)
+    #[arg(
+        long,
+        env = "TUFKEYD_AUDIT_MAX_BYTES",
+        value_name = "BYTES",
+        default_value = "16777216"
+    )]
+    audit_max_bytes: Option<u64>,
+}
+
+/// A group as a setting names it: a GID, or a name looked up when the daemon
+/// starts (so a unit file can say `--allow-gid tufkey-clients` whatever GID
+/// sysusers picked).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum GroupSetting {
+    Id(u32),
+    Name(String),
+}
+
+impl std::str::FromStr for GroupSetting {
+    type Err = std::convert::Infallible;
+
+    fn from_str(text: &str) -> std::result::Result<Self, Self::Err> {
+        Ok(text
+            .parse()
+            .map_or_else(|_| GroupSetting::Name(text.to_owned()), GroupSetting::Id))
+    }
+}
+
+impl GroupSetting {
+    /// The GID, looking a name up in the group database.
+    fn resolve(&self) -> Result<u32> {
+        let name = match self {
+            GroupSetting::Id(gid) => return Ok(*gid),
+            GroupSetting::Name(name) => name,
+        };
+        match nix::unistd::Group::from_name(name) {
+            Ok(Some(group)) => Ok(group.gid.as_raw()),
+            Ok(None) => Err(Error::Config(format!(
+                "--allow-gid {name}: no such group; create it (`groupadd --system {name}`, or \
+                 udev/tufkey.sysusers) or give a numeric GID"
+            ))),
+            Err(error) => Err(Error::Config(format!(
+                "--allow-gid {name}: looking the group up failed: {error}"
+            ))),
+        }
+    }
 }
 
 /// TOML keys that were renamed when every setting got one name; the error for the
@@ -201,6 +360,48 @@ pub struct Config {
     /// `None` with `--no-yubikey`.
     pub yubikey: Option<YubiKeyConfig>,
     pub notary: NotaryConfig,
+    pub limits: LimitsConfig,
+    /// Where the access policy is written; `None`: the defaults alone.
+    pub policy: Option<PolicySource>,
+    pub audit: AuditConfig,
+}
+
+/// What one caller can make the daemon spend: connections, streams, time, message
+/// sizes, memory for documents being signed. The defaults here are the settings'
+/// defaults (a test checks that they agree).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Largest request to Session, Keys and Devices.
+    pub max_admin_message_bytes: usize,
+    /// Largest request to the Notary signer services.
+    pub max_notary_message_bytes: usize,
+    /// Memory that signing requests in flight may take.
+    pub sign_memory_budget_bytes: u64,
+    /// Connections open at once, per listener.
+    pub max_connections: usize,
+    /// RPCs in flight at once on one connection.
+    pub max_concurrent_streams: u32,
+    /// Deadline of every RPC.
+    pub request_timeout: Duration,
+    /// Deadline of a TLS handshake.
+    pub tls_handshake_timeout: Duration,
+    /// Idle time before TCP keepalive probes.
+    pub tcp_keepalive: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_admin_message_bytes: 64 * 1024,
+            max_notary_message_bytes: 8 * 1024 * 1024,
+            sign_memory_budget_bytes: 1024 * 1024 * 1024,
+            max_connections: 256,
+            max_concurrent_streams: 64,
+            request_timeout: Duration::from_secs(120),
+            tls_handshake_timeout: Duration::from_secs(10),
+            tcp_keepalive: Duration::from_secs(60),
+        }
+    }
 }
 
 /// Where and for whom the daemon listens.
@@ -209,6 +410,8 @@ pub struct ListenConfig {
     pub socket: PathBuf,
     /// Uids allowed to call over the socket.
     pub allow_uids: Vec<u32>,
+    /// Groups whose members may call over the socket; the first owns the socket.
+    pub allow_gids: Vec<u32>,
     /// Largest gRPC request or response, in bytes.
     pub max_message_bytes: usize,
     /// `None`: no TCP listener (the default).
@@ -246,15 +449,16 @@ impl Config {
         let flags = Layer::given(&args.0)?;
         let environment = Layer::from_env(&env)?;
         let mut merged = defaults()?;
-        if let Some(file) = flags.config.or(environment.config) {
-            merged.extend(read_file(&file)?);
+        let config_file = flags.config.or(environment.config);
+        if let Some(file) = &config_file {
+            merged.extend(read_file(file)?);
         }
         merged.extend(environment.settings);
         merged.extend(flags.settings);
         let settings: Settings = merged
             .try_into()
             .map_err(|error| Error::Config(format!("merging settings: {error}")))?;
-        Self::from_settings(settings, &env)
+        Self::from_settings(settings, config_file, &env)
     }
 
     /// [`Config::resolve`] from an argv (program name first) and an environment
@@ -267,7 +471,12 @@ impl Config {
         Self::resolve(&Args::try_parse_from(argv)?, env)
     }
 
-    fn from_settings(settings: Settings, env: &dyn Fn(&str) -> Option<OsString>) -> Result<Self> {
+    fn from_settings(
+        settings: Settings,
+        config_file: Option<PathBuf>,
+        env: &dyn Fn(&str) -> Option<OsString>,
+    ) -> Result<Self> {
+        let policy = resolve_policy(settings.policy.clone(), config_file)?;
         let use_keyring = !defaulted(settings.no_keyring, "no_keyring")?;
         let pin_cache = Duration::from_secs(defaulted(settings.pin_cache_secs, "pin_cache_secs")?);
         let tcp = resolve_tcp(
@@ -277,6 +486,18 @@ impl Config {
             settings.tls_client_ca,
             settings.tls_allow_subject.unwrap_or_default(),
         )?;
+        let audit = AuditConfig {
+            path: match settings.audit_log.clone() {
+                Some(path) => path,
+                None => settings
+                    .store
+                    .clone()
+                    .map_or_else(|| default_store_dir(env), Ok)?
+                    .join("audit")
+                    .join("audit.log"),
+            },
+            max_bytes: defaulted(settings.audit_max_bytes, "audit_max_bytes")?,
+        };
         Ok(Config {
             listen: ListenConfig {
                 socket: settings
@@ -285,12 +506,23 @@ impl Config {
                 allow_uids: settings
                     .allow_uid
                     .unwrap_or_else(|| vec![nix::unistd::getuid().as_raw()]),
+                allow_gids: settings
+                    .allow_gid
+                    .unwrap_or_default()
+                    .iter()
+                    .map(GroupSetting::resolve)
+                    .collect::<Result<_>>()?,
                 max_message_bytes: defaulted(settings.max_message_bytes, "max_message_bytes")?,
                 tcp,
             },
             software: SoftwareConfig {
                 dir: settings.store.map_or_else(|| default_store_dir(env), Ok)?,
                 use_keyring,
+                secret_file: settings.secret_file.map(SecretFile::Setting).or_else(|| {
+                    env("CREDENTIALS_DIRECTORY")
+                        .filter(|dir| !dir.is_empty())
+                        .map(|dir| SecretFile::credential_in(Path::new(&dir)))
+                }),
                 idle_timeout: Duration::from_secs(defaulted(
                     settings.idle_lock_secs,
                     "idle_lock_secs",
@@ -303,6 +535,45 @@ impl Config {
             notary: NotaryConfig {
                 backend: defaulted(settings.notary_backend, "notary_backend")?,
                 yubikey_serial: settings.notary_yubikey_serial,
+            },
+            policy,
+            audit,
+            limits: LimitsConfig {
+                max_admin_message_bytes: defaulted(
+                    settings.max_admin_message_bytes,
+                    "max_admin_message_bytes",
+                )?,
+                max_notary_message_bytes: defaulted(
+                    settings.max_notary_message_bytes,
+                    "max_notary_message_bytes",
+                )?,
+                sign_memory_budget_bytes: defaulted(
+                    settings.sign_memory_budget_bytes,
+                    "sign_memory_budget_bytes",
+                )?,
+                max_connections: at_least_one(
+                    defaulted(settings.max_connections, "max_connections")?,
+                    "--max-connections",
+                )?,
+                max_concurrent_streams: at_least_one(
+                    defaulted(settings.max_concurrent_streams, "max_concurrent_streams")?,
+                    "--max-concurrent-streams",
+                )?,
+                request_timeout: seconds(
+                    defaulted(settings.request_timeout_secs, "request_timeout_secs")?,
+                    "--request-timeout-secs",
+                )?,
+                tls_handshake_timeout: seconds(
+                    defaulted(
+                        settings.tls_handshake_timeout_secs,
+                        "tls_handshake_timeout_secs",
+                    )?,
+                    "--tls-handshake-timeout-secs",
+                )?,
+                tcp_keepalive: seconds(
+                    defaulted(settings.tcp_keepalive_secs, "tcp_keepalive_secs")?,
+                    "--tcp-keepalive-secs",
+                )?,
             },
         })
     }
@@ -409,6 +680,21 @@ fn defaulted<T>(value: Option<T>, key: &str) -> Result<T> {
     })
 }
 
+/// A count limit of 0 would refuse everything: name the setting instead.
+fn at_least_one<T: PartialEq + Default>(value: T, flag: &str) -> Result<T> {
+    if value == T::default() {
+        return Err(Error::Config(format!(
+            "{flag} 0 would refuse every caller: give at least 1"
+        )));
+    }
+    Ok(value)
+}
+
+/// A timeout of 0 seconds would cut everything off: name the setting instead.
+fn seconds(value: u64, flag: &str) -> Result<Duration> {
+    at_least_one(value, flag).map(Duration::from_secs)
+}
+
 /// The `--config` file's settings, checked against [`Settings`].
 fn read_file(path: &Path) -> Result<toml::Table> {
     let text = std::fs::read_to_string(path).map_err(Error::io("reading config", path))?;
@@ -460,6 +746,31 @@ fn resolve_tcp(
     }))
 }
 
+/// `--policy FILE` as the TOML value the `policy` key holds when it names a file.
+fn policy_file(text: &str) -> std::result::Result<toml::Value, String> {
+    if text.is_empty() {
+        return Err("empty: name a policy file".into());
+    }
+    Ok(toml::Value::String(text.to_owned()))
+}
+
+/// The `policy` setting: a file path (flag, environment or TOML string), or a
+/// `[policy]` table, which only the `--config` file can hold.
+fn resolve_policy(
+    value: Option<toml::Value>,
+    config_file: Option<PathBuf>,
+) -> Result<Option<PolicySource>> {
+    match (value, config_file) {
+        (None, _) => Ok(None),
+        (Some(toml::Value::String(path)), _) => Ok(Some(PolicySource::File(path.into()))),
+        (Some(toml::Value::Table(_)), Some(file)) => Ok(Some(PolicySource::ConfigFile(file))),
+        (Some(other), _) => Err(Error::Config(format!(
+            "policy = {other}: expected a file path (policy = \"/etc/tufkey/policy.toml\") or \
+             [[policy.grant]] tables in the --config file"
+        ))),
+    }
+}
+
 /// `HOST:PORT` to the first address it resolves to.
 fn resolve_address(text: &str) -> Result<SocketAddr> {
     let bad = |reason: String| Error::Config(format!("--listen-tcp {text:?}: {reason}"));
@@ -469,8 +780,14 @@ fn resolve_address(text: &str) -> Result<SocketAddr> {
         .ok_or_else(|| bad("resolves to no address".into()))
 }
 
-/// `$XDG_DATA_HOME/tufkey`, else `~/.local/share/tufkey`.
+/// `$STATE_DIRECTORY` (a system service's, from systemd; the first if several),
+/// else `$XDG_DATA_HOME/tufkey`, else `~/.local/share/tufkey`.
 fn default_store_dir(env: &dyn Fn(&str) -> Option<OsString>) -> Result<PathBuf> {
+    if let Some(dirs) = env("STATE_DIRECTORY").filter(|dirs| !dirs.is_empty()) {
+        if let Some(first) = std::env::split_paths(&dirs).next() {
+            return Ok(first);
+        }
+    }
     if let Some(dir) = env("XDG_DATA_HOME").filter(|dir| !dir.is_empty()) {
         return Ok(PathBuf::from(dir).join("tufkey"));
     }
@@ -526,6 +843,7 @@ mod tests {
             ListenConfig {
                 socket: PathBuf::from("/run/user/7/tufkey/tufkeyd.sock"),
                 allow_uids: vec![nix::unistd::getuid().as_raw()],
+                allow_gids: vec![],
                 max_message_bytes: 64 * 1024 * 1024,
                 tcp: None,
             }
@@ -535,6 +853,7 @@ mod tests {
             PathBuf::from("/home/test/.local/share/tufkey")
         );
         assert!(config.software.use_keyring);
+        assert_eq!(config.software.secret_file, None);
         assert_eq!(config.software.idle_timeout, Duration::from_secs(900));
         let yubikey = config.yubikey.expect("YubiKeys are on by default");
         assert_eq!(yubikey.pin_cache, Duration::from_secs(900));
@@ -546,6 +865,28 @@ mod tests {
                 yubikey_serial: None
             }
         );
+    }
+
+    #[test]
+    fn the_limits_section_defaults_are_the_settings_defaults() {
+        assert_eq!(resolve(&[], &[]).unwrap().limits, LimitsConfig::default());
+    }
+
+    #[test]
+    fn zero_limits_are_refused_naming_the_setting() {
+        for flag in [
+            "--max-connections",
+            "--max-concurrent-streams",
+            "--request-timeout-secs",
+            "--tls-handshake-timeout-secs",
+            "--tcp-keepalive-secs",
+        ] {
+            let error = resolve(&[flag, "0"], &[]).unwrap_err().to_string();
+            assert!(
+                error.contains(flag) && error.contains("at least 1"),
+                "{error}"
+            );
+        }
     }
 
     #[test]
@@ -583,6 +924,42 @@ mod tests {
         assert_eq!(config.listen.allow_uids, vec![1000, 1001]);
         let config = resolve(&[], &[("TUFKEYD_ALLOW_UID", "1000, 1001")]).unwrap();
         assert_eq!(config.listen.allow_uids, vec![1000, 1001]);
+    }
+
+    #[test]
+    fn a_system_service_gets_systemds_directories_and_credential() {
+        let systemd = [
+            ("STATE_DIRECTORY", "/var/lib/tufkey"),
+            ("CREDENTIALS_DIRECTORY", "/run/credentials/tufkeyd.service"),
+        ];
+        let config = resolve(&["--allow-gid", "990", "--allow-gid", "991"], &systemd).unwrap();
+        assert_eq!(config.software.dir, PathBuf::from("/var/lib/tufkey"));
+        assert_eq!(
+            config.software.secret_file,
+            Some(SecretFile::Credential(PathBuf::from(
+                "/run/credentials/tufkeyd.service/tufkey-secret"
+            )))
+        );
+        assert_eq!(config.listen.allow_gids, vec![990, 991]);
+        let config = resolve(&["--allow-gid", "root"], &[]).unwrap();
+        assert_eq!(
+            config.listen.allow_gids,
+            vec![0],
+            "a group name is looked up"
+        );
+        let error = resolve(&["--allow-gid", "no-such-group-tufkey"], &[])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("--allow-gid no-such-group-tufkey: no such group"),
+            "{error}"
+        );
+        let config = resolve(&["--secret-file", "/etc/tufkey/secret"], &systemd).unwrap();
+        assert_eq!(
+            config.software.secret_file,
+            Some(SecretFile::Setting(PathBuf::from("/etc/tufkey/secret"))),
+            "--secret-file beats the systemd credential"
+        );
     }
 
     #[test]
@@ -755,7 +1132,7 @@ mod tests {
             .map_or("", |name| name.as_str());
         match value_name {
             "PATH" | "DIR" | "FILE" => ["/first/x", "/second/x"],
-            "UID" => ["4242", "4343"],
+            "UID" | "GROUP" => ["4242", "4343"],
             "BYTES" => ["1000", "2000"],
             "SECS" => ["11", "22"],
             "BOOL" => ["true", "false"],
@@ -763,6 +1140,7 @@ mod tests {
             "CN" => ["alice", "bob"],
             "NAME" => ["yubikey", "elsewhere"],
             "SERIAL" => ["111", "222"],
+            "COUNT" => ["7", "9"],
             other => panic!(
                 "--{}: add two sample values for {other:?} to `samples`",
                 long(arg)

@@ -116,13 +116,9 @@ pub enum Error {
     #[error("{what} is not available in this daemon: {fix}")]
     NotCapable { what: &'static str, fix: String },
 
-    /// A Unix-socket caller whose uid is not on the allow-list.
-    #[error("uid {uid} is not allowed to use this tufkeyd (allowed: {allowed}); the daemon's owner can add it with --allow-uid {uid}")]
-    PeerNotAllowed { uid: u32, allowed: String },
-
-    /// A TLS client whose certificate subject is not on the allow-list.
-    #[error("client certificate subject CN={subject} is not allowed to use this tufkeyd (allowed: {allowed}); the daemon's owner can add it with --tls-allow-subject")]
-    SubjectNotAllowed { subject: String, allowed: String },
+    /// The access policy does not give the caller this permission (for this key).
+    #[error("{0}")]
+    PermissionDenied(Box<Denial>),
 
     /// The caller's credentials could not be established.
     #[error("cannot identify the caller: {0}")]
@@ -162,9 +158,48 @@ pub enum Error {
     #[error("a worker task failed: {0}")]
     Task(#[from] TaskFailed),
 
+    /// The audit log cannot be written, so the call it would record is refused.
+    #[error("cannot write the audit log {}: {source}; the call was refused because it could not be recorded (fix the disk or permissions there, or move the log with --audit-log)", path.display())]
+    AuditUnavailable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+
+    /// The audit log's key comes from the keystore's secret, which this daemon has
+    /// not had yet.
+    #[error("the audit log needs the keystore's secret to sign its records: unlock the keystore first (`tufkey unlock`, or start tufkeyd with TUFKEY_PASSPHRASE or the OS keyring)")]
+    AuditLocked,
+
+    /// The audit log on disk is damaged where the daemon must continue it.
+    #[error("audit log {}: {problem}; move it aside (keep it as evidence) and restart tufkeyd, or point --audit-log elsewhere", path.display())]
+    AuditDamaged { path: PathBuf, problem: String },
+
     /// A backend's own error.
     #[error(transparent)]
     Backend(#[from] BackendError),
+}
+
+/// A refusal by the access policy (boxed in [`Error::PermissionDenied`]: it is
+/// large, and every `Result` in the daemon carries the error's size).
+#[derive(Debug, thiserror::Error)]
+#[error("{caller} is not allowed `{permission}`{}: {reason} (caller: {details})", on_key(.key))]
+pub struct Denial {
+    /// Who, in short: `uid 1000`, `TLS client CN=notary-server`.
+    pub caller: String,
+    /// The permission's policy name.
+    pub permission: &'static str,
+    /// The key's TUF key ID, when the request named one.
+    pub key: Option<String>,
+    /// Why, and the fix.
+    pub reason: String,
+    /// Everything known about the caller (pid, executable, certificate key).
+    pub details: String,
+}
+
+fn on_key(key: &Option<String>) -> String {
+    key.as_ref()
+        .map(|key| format!(" on key {key}"))
+        .unwrap_or_default()
 }
 
 fn off_reason(reason: &Option<String>) -> String {
@@ -212,15 +247,16 @@ impl Error {
             }
             Error::KeyNotFound(_) => ErrorKind::NotFound,
             Error::NoBackend { .. } | Error::NotCapable { .. } => ErrorKind::FailedPrecondition,
-            Error::PeerNotAllowed { .. }
-            | Error::SubjectNotAllowed { .. }
-            | Error::PeerUnknown(_) => ErrorKind::PermissionDenied,
+            Error::PermissionDenied(_) | Error::PeerUnknown(_) => ErrorKind::PermissionDenied,
             Error::Config(_)
             | Error::Io { .. }
             | Error::Tls { .. }
             | Error::Serve { .. }
             | Error::Reflection(_)
             | Error::Task(_) => ErrorKind::Internal,
+            Error::AuditUnavailable { .. } => ErrorKind::Unavailable,
+            Error::AuditLocked => ErrorKind::FailedPrecondition,
+            Error::AuditDamaged { .. } => ErrorKind::DataLoss,
             Error::Backend(error) => error.0.kind(),
         }
     }

@@ -5,11 +5,14 @@
 //! ([`tuf`]). See `docs/ARCHITECTURE.md`.
 #![forbid(unsafe_code)]
 
+pub mod access;
+pub mod audit;
 pub mod backend;
 pub mod blocking;
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod policy;
 pub mod server;
 pub mod service;
 pub mod shutdown;

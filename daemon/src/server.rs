@@ -3,20 +3,23 @@
 //! following of backend changes), which it stops and awaits at shutdown.
 //!
 //! Every listener serves the same routes (native `tufkey.v1`, Notary signer, health,
-//! reflection); only the caller check differs: uid on the Unix socket, client
-//! certificate on TCP. One shutdown signal stops them all.
+//! reflection); only how the caller is identified differs: SO_PEERCRED on the Unix
+//! socket, the client certificate on TCP. The access policy (`crate::policy`) then
+//! decides per RPC, and is re-read on SIGHUP. One shutdown signal stops them all.
 
+use crate::audit::{AuditConfig, AuditLog};
 use crate::backend;
-use crate::config::{Config, ListenConfig, TcpListenerConfig};
+use crate::config::{Config, LimitsConfig, ListenConfig, TcpListenerConfig};
 use crate::error::{Error, Result};
 use crate::keys::{Backends, KeyManager, Placement};
+use crate::policy::{Policy, PolicyConfig, PolicyService, NOTARY_KEYS_FILE};
 use crate::service::{
-    DevicesService, KeysService, NotaryService, SessionService, SigningService,
-    NOTARY_HEALTH_SERVICES,
+    AuditService, DevicesService, Guard, KeysService, NotaryService, SessionService, SigningBudget,
+    SigningService, NOTARY_HEALTH_SERVICES,
 };
 use crate::shutdown::{StopSignal, Stopping};
-use crate::transport::tls::{self, SubjectAllowList};
-use crate::transport::{peer::PeerAllowList, unix};
+use crate::transport::tls;
+use crate::transport::{limits, peer, unix};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::task::JoinSet;
@@ -29,14 +32,18 @@ use tufkey_proto::notary::{
     key_management_server::KeyManagementServer, signer_server::SignerServer,
 };
 use tufkey_proto::v1::{
-    devices_server::DevicesServer, keys_server::KeysServer, session_server::SessionServer,
-    signing_server::SigningServer,
+    audit_server::AuditServer, devices_server::DevicesServer, keys_server::KeysServer,
+    policy_server::PolicyServer, session_server::SessionServer, signing_server::SigningServer,
 };
 
-/// What the services need besides the keys: where notary-server's new keys go.
+/// What the services need besides the keys: where notary-server's new keys go, and
+/// the limits on what callers can make the daemon spend.
 #[derive(Clone, Debug, Default)]
 pub struct ServiceConfig {
     pub notary_placement: Placement,
+    pub limits: LimitsConfig,
+    /// The access policy and where the Notary API's keys are recorded.
+    pub policy: PolicyConfig,
 }
 
 /// Runs the daemon with its built-in backends until `shutdown` resolves.
@@ -46,9 +53,14 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
             &config.notary.backend,
             config.notary.yubikey_serial,
         )?,
+        limits: config.limits.clone(),
+        policy: PolicyConfig {
+            source: config.policy.clone(),
+            notary_keys: Some(config.software.dir.join(NOTARY_KEYS_FILE)),
+        },
     };
     let backends = backend::start(&config).await?;
-    serve(&config.listen, &services, backends, shutdown).await
+    serve(&config.listen, &services, &config.audit, backends, shutdown).await
 }
 
 /// Serves `backends` on the configured listeners until `shutdown` resolves, then
@@ -57,12 +69,18 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
 pub async fn serve(
     listen: &ListenConfig,
     services: &ServiceConfig,
+    audit: &AuditConfig,
     backends: Backends,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
     let keys = Arc::new(KeyManager::new(backends).await?);
+    let policy = Arc::new(Policy::load(&services.policy, listen)?);
+    let (audit, committer) = AuditLog::open(audit).await?;
+    let guard = Arc::new(Guard::new(policy.clone(), audit, keys.clone()));
     let stop = StopSignal::new();
     let mut tasks = JoinSet::new();
+    tasks.spawn(committer.run(stop.subscribe()));
+    tasks.spawn(policy.clone().reload_on_sighup(stop.subscribe())?);
     for backend in keys.backends() {
         let maintained = backend.clone();
         let stopping = stop.subscribe();
@@ -74,7 +92,16 @@ pub async fn serve(
             );
         }
     }
-    let result = listen_until(listen, services, &keys, stop.subscribe(), shutdown).await;
+    let result = listen_until(
+        listen,
+        services,
+        &keys,
+        &policy,
+        &guard,
+        stop.subscribe(),
+        shutdown,
+    )
+    .await;
     stop.stop();
     while let Some(finished) = tasks.join_next().await {
         if let Err(error) = finished {
@@ -91,44 +118,52 @@ async fn listen_until(
     config: &ListenConfig,
     services: &ServiceConfig,
     keys: &Arc<KeyManager>,
+    policy: &Arc<Policy>,
+    guard: &Arc<Guard>,
     stopping: Stopping,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
-    let routes = routes(config, services, keys, stopping).await?;
+    let routes = routes(config, services, keys, policy, guard, stopping).await?;
+    let limits = &services.limits;
+    let listeners = 1 + u64::from(config.tcp.is_some());
+    limits::raise_open_file_limit(listeners * limits.max_connections as u64);
     // Set up every listener before serving on any, so a bad TCP setting fails the start.
-    let tcp = config.tcp.as_ref().map(tcp_listener).transpose()?;
-    let unix_listener = unix::bind(&config.socket)?;
+    let tcp = config
+        .tcp
+        .as_ref()
+        .map(|tcp| tcp_listener(tcp, limits))
+        .transpose()?;
+    let unix_listener = unix::bind(&config.socket, config.allow_gids.first().copied())?;
     tracing::info!(socket = %config.socket.display(), tcp = ?config.tcp.as_ref().map(|tcp| tcp.listen), keys = keys.list(None, None).len(), "tufkeyd listening");
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let stop_signal = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    let peers = PeerAllowList::new(config.allow_uids.clone());
-    let unix_server = Server::builder()
-        .layer(InterceptorLayer::new(move |request| peers.check(request)))
+    let unix_server = limited(Server::builder(), limits)
+        .layer(InterceptorLayer::new(peer::identify))
         .add_routes(routes.clone())
         .serve_with_incoming_shutdown(
-            UnixListenerStream::new(unix_listener),
+            limits::cap(
+                UnixListenerStream::new(unix_listener),
+                "unix",
+                limits.max_connections,
+            ),
             stop_signal(stopped.clone()),
         );
     let tcp_server = async {
-        let Some(TcpListener {
-            incoming,
-            server,
-            subjects,
-        }) = tcp
-        else {
+        let Some(TcpListener { incoming, server }) = tcp else {
             // No TCP listener: wait with the Unix server rather than stopping it.
             stop_signal(stopped).await;
             return Ok(());
         };
         server
-            .layer(InterceptorLayer::new(move |request| {
-                subjects.check(request)
-            }))
+            .layer(InterceptorLayer::new(tls::identify))
             .add_routes(routes)
-            .serve_with_incoming_shutdown(incoming, stop_signal(stopped))
+            .serve_with_incoming_shutdown(
+                limits::cap(incoming, "tcp", limits.max_connections),
+                stop_signal(stopped),
+            )
             .await
     };
     // Either server failing, or the signal, stops both.
@@ -168,12 +203,21 @@ async fn listen_until(
 struct TcpListener {
     incoming: TcpIncoming,
     server: Server,
-    subjects: SubjectAllowList,
 }
 
-fn tcp_listener(config: &TcpListenerConfig) -> Result<TcpListener> {
-    let server = Server::builder()
-        .tls_config(tls::server_tls_config(config)?)
+/// A server builder with the per-connection and per-request limits.
+fn limited(server: Server, limits: &LimitsConfig) -> Server {
+    server
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .timeout(limits.request_timeout)
+}
+
+fn tcp_listener(config: &TcpListenerConfig, limits: &LimitsConfig) -> Result<TcpListener> {
+    let server = limited(Server::builder(), limits)
+        .tls_config(tls::server_tls_config(
+            config,
+            limits.tls_handshake_timeout,
+        )?)
         .map_err(|source| Error::Tls {
             files: format!(
                 "{} / {} / {}",
@@ -184,9 +228,8 @@ fn tcp_listener(config: &TcpListenerConfig) -> Result<TcpListener> {
             source,
         })?;
     Ok(TcpListener {
-        incoming: tls::bind(config)?,
+        incoming: tls::bind(config, limits.tcp_keepalive)?,
         server,
-        subjects: SubjectAllowList::new(config.allowed_subjects.clone()),
     })
 }
 
@@ -195,6 +238,8 @@ async fn routes(
     config: &ListenConfig,
     services: &ServiceConfig,
     keys: &Arc<KeyManager>,
+    policy: &Arc<Policy>,
+    guard: &Arc<Guard>,
     stopping: Stopping,
 ) -> Result<Routes> {
     let limit = config.max_message_bytes;
@@ -207,6 +252,8 @@ async fn routes(
         .set_serving::<KeyManagementServer<NotaryService>>()
         .await;
     health.set_serving::<SignerServer<NotaryService>>().await;
+    health.set_serving::<PolicyServer<PolicyService>>().await;
+    health.set_serving::<AuditServer<AuditService>>().await;
     for name in NOTARY_HEALTH_SERVICES {
         health
             .set_service_status(name, ServingStatus::Serving)
@@ -216,37 +263,68 @@ async fn routes(
         .register_encoded_file_descriptor_set(tufkey_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let notary = NotaryService::new(keys.clone(), services.notary_placement.clone());
+    let notary = NotaryService::new(
+        keys.clone(),
+        services.notary_placement.clone(),
+        policy.notary_keys().clone(),
+        guard.clone(),
+    );
+    // Requests are capped per service: only signing takes large messages (and only
+    // within the memory budget); replies may be as large as the signing limit.
+    let admin = services.limits.max_admin_message_bytes;
+    let notary_limit = services.limits.max_notary_message_bytes;
+    let budget = SigningBudget::new(services.limits.sign_memory_budget_bytes);
+    budget.warn_if_too_small_for(limit);
     Ok(Routes::new(health_service)
         .add_service(reflection)
         .add_service(
-            KeysServer::new(KeysService::new(keys.clone()))
-                .max_decoding_message_size(limit)
+            KeysServer::new(KeysService::new(keys.clone(), guard.clone()))
+                .max_decoding_message_size(admin)
                 .max_encoding_message_size(limit),
         )
         .add_service(
-            SigningServer::new(SigningService::new(keys.clone()))
-                .max_decoding_message_size(limit)
+            budget.wrap(
+                SigningServer::new(SigningService::new(keys.clone(), guard.clone()))
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit),
+            ),
+        )
+        .add_service(
+            SessionServer::new(SessionService::new(keys.clone(), guard.clone()))
+                .max_decoding_message_size(admin)
                 .max_encoding_message_size(limit),
         )
         .add_service(
-            SessionServer::new(SessionService::new(keys.clone()))
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        )
-        .add_service(
-            DevicesServer::new(DevicesService::new(keys.clone(), stopping))
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
+            DevicesServer::new(DevicesService::new(
+                keys.clone(),
+                guard.clone(),
+                stopping.clone(),
+            ))
+            .max_decoding_message_size(admin)
+            .max_encoding_message_size(limit),
         )
         .add_service(
             KeyManagementServer::new(notary.clone())
-                .max_decoding_message_size(limit)
+                .max_decoding_message_size(notary_limit)
                 .max_encoding_message_size(limit),
         )
         .add_service(
             SignerServer::new(notary)
-                .max_decoding_message_size(limit)
+                .max_decoding_message_size(notary_limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            PolicyServer::new(PolicyService::new(
+                policy.clone(),
+                keys.clone(),
+                guard.clone(),
+            ))
+            .max_decoding_message_size(admin)
+            .max_encoding_message_size(limit),
+        )
+        .add_service(
+            AuditServer::new(AuditService::new(guard.clone(), stopping))
+                .max_decoding_message_size(admin)
                 .max_encoding_message_size(limit),
         ))
 }

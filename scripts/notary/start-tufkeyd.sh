@@ -5,7 +5,10 @@
 #
 #  * mTLS on 127.0.0.1:PORT with DIR/signer.crt + DIR/signer.key, client certificates
 #    must chain to DIR/ca.crt (--listen-tcp/--tls-cert/--tls-key/--tls-client-ca);
-#    TUFKEY_ALLOW_SUBJECTS="cn1 cn2" adds --tls-allow-subject for each CN.
+#    TUFKEY_ALLOW_SUBJECTS="cn1 cn2" (default: notary-server, the CN of
+#    DIR/server-client.crt) adds --tls-allow-subject for each CN: the Notary API for
+#    those certificates and nothing else (tufkeyd refuses --listen-tcp without a TLS
+#    client named; TUFKEY_POLICY=FILE passes --policy FILE instead).
 #  * a fresh software keystore in DIR/tufkeyd-store, Unix socket DIR/tufkeyd.sock,
 #    passphrase from TUFKEY_PASSPHRASE (default: a fixed test value), no OS keyring.
 #  * writes DIR/tufkeyd.pid and DIR/tufkeyd.log; returns once the Unix socket exists
@@ -26,7 +29,11 @@ for f in ca.crt signer.crt signer.key; do [ -f "$DIR/$f" ] || die "missing $DIR/
 stop_pidfile "$DIR/tufkeyd.pid"
 
 subjects=()
-for cn in ${TUFKEY_ALLOW_SUBJECTS:-}; do subjects+=(--tls-allow-subject "$cn"); done
+if [ -n "${TUFKEY_POLICY:-}" ]; then
+  subjects+=(--policy "$TUFKEY_POLICY")
+else
+  for cn in ${TUFKEY_ALLOW_SUBJECTS:-notary-server}; do subjects+=(--tls-allow-subject "$cn"); done
+fi
 TUFKEY_PASSPHRASE=${TUFKEY_PASSPHRASE:-notary-e2e-passphrase} RUST_LOG=${RUST_LOG:-warn} \
   setsid "$BIN" --no-keyring --store "$DIR/tufkeyd-store" --socket "$DIR/tufkeyd.sock" \
   --listen-tcp "127.0.0.1:$PORT" --tls-cert "$DIR/signer.crt" --tls-key "$DIR/signer.key" \

@@ -2,7 +2,10 @@
 //! temporary socket and store, and CLI invocations against it.
 //!
 //! Binaries come from `$TUFKEY_BIN_DIR`, else `<workspace>/target/debug` (the test
-//! script runs `cargo build --bins` first).
+//! script runs `cargo build --bins` first). A test that measures the daemon (memory,
+//! connections) asks for the release build with [`DaemonOptions::release`]: from
+//! `$TUFKEY_RELEASE_BIN_DIR`, else `<workspace>/target/release` (`cargo build
+//! --release --bins`).
 
 use crate::verify::workspace_root;
 use std::fs;
@@ -23,6 +26,14 @@ pub fn bin_dir() -> PathBuf {
     }
 }
 
+/// Where the release build of `tufkeyd` and `tufkey` lives.
+pub fn release_bin_dir() -> PathBuf {
+    match std::env::var_os("TUFKEY_RELEASE_BIN_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => workspace_root().join("target").join("release"),
+    }
+}
+
 /// How to start a daemon.
 #[derive(Clone, Debug)]
 pub struct DaemonOptions {
@@ -37,6 +48,8 @@ pub struct DaemonOptions {
     /// Whether the daemon may use YubiKeys. Off by default so that tests of other
     /// backends see only their own keys while the virtual cards are running.
     pub yubikey: bool,
+    /// Run the release build ([`release_bin_dir`]) instead of the debug one.
+    pub release: bool,
 }
 
 impl Default for DaemonOptions {
@@ -47,6 +60,7 @@ impl Default for DaemonOptions {
             args: Vec::new(),
             log_level: "info".into(),
             yubikey: false,
+            release: false,
         }
     }
 }
@@ -79,7 +93,12 @@ impl Daemon {
             .append(true)
             .open(&log)
             .expect("open daemon log");
-        let mut command = Command::new(bin_dir().join("tufkeyd"));
+        let dir = if options.release {
+            release_bin_dir()
+        } else {
+            bin_dir()
+        };
+        let mut command = Command::new(dir.join("tufkeyd"));
         command
             .arg("--socket")
             .arg(socket)
@@ -100,9 +119,13 @@ impl Daemon {
         if let Some(passphrase) = &options.passphrase {
             command.env("TUFKEY_PASSPHRASE", passphrase);
         }
-        let child = command
-            .spawn()
-            .expect("spawn tufkeyd (run `cargo build --bins` first)");
+        let child = command.spawn().unwrap_or_else(|error| {
+            panic!(
+                "spawn {} ({error}): run `cargo build{} --bins` first",
+                dir.join("tufkeyd").display(),
+                if options.release { " --release" } else { "" }
+            )
+        });
         let mut daemon = Daemon {
             child: Some(child),
             socket: socket.to_path_buf(),

@@ -14,8 +14,9 @@ use p256::ecdsa::{Signature, SigningKey};
 use secrecy::{ExposeSecret, SecretString};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use tokio::sync::broadcast;
+use tufkeyd::audit::AuditKey;
 use tufkeyd::error::{BackendError, BackendFailure, Error, ErrorKind};
 use tufkeyd::keys::{
     now_rfc3339, Gun, KeyBackend, KeyRecord, Location, LockState, NewKey, Placement, Role, Unlock,
@@ -62,6 +63,9 @@ impl From<MemoryError> for Error {
 pub struct MemoryBackend {
     passphrase: SecretString,
     unlocked: AtomicBool,
+    /// Derived from the passphrase at the first unlock and kept, as the software
+    /// keystore does with its store key.
+    audit_key: OnceLock<AuditKey>,
     keys: Mutex<BTreeMap<String, (KeyRecord, SigningKey)>>,
     changes: broadcast::Sender<()>,
     maintaining: AtomicBool,
@@ -74,6 +78,7 @@ impl MemoryBackend {
         MemoryBackend {
             passphrase: SecretString::from(passphrase.to_owned()),
             unlocked: AtomicBool::new(false),
+            audit_key: OnceLock::new(),
             keys: Mutex::default(),
             changes: broadcast::channel(4).0,
             maintaining: AtomicBool::new(false),
@@ -217,6 +222,8 @@ impl Unlock for MemoryBackend {
             return Err(MemoryError::WrongPassphrase.into());
         }
         self.unlocked.store(true, Ordering::SeqCst);
+        self.audit_key
+            .get_or_init(|| AuditKey::derive(passphrase.expose_secret().as_bytes()));
         Ok(())
     }
 
@@ -231,5 +238,9 @@ impl Unlock for MemoryBackend {
             passphrase_source: None,
             problems: Vec::new(),
         }
+    }
+
+    fn audit_key(&self) -> Option<AuditKey> {
+        self.audit_key.get().cloned()
     }
 }

@@ -62,6 +62,18 @@ impl Pki {
     }
 }
 
+/// The policy [`TlsDaemon`] starts with when a test names none: notary-server's
+/// certificate gets the Notary API, the test client's also reads keys.
+pub const DEFAULT_TLS_POLICY: &str = r#"
+[[grant]]
+cert_cn = "notary-server"
+permissions = ["notary"]
+
+[[grant]]
+cert_cn = "tufkey-test-client"
+permissions = ["notary", "keys_read"]
+"#;
+
 /// tufkeyd on a temporary store and socket, plus TCP with mutual TLS using the PKI's
 /// signer certificate and CA.
 pub struct TlsDaemon {
@@ -70,7 +82,8 @@ pub struct TlsDaemon {
 }
 
 impl TlsDaemon {
-    /// Starts tufkeyd on a free port; `extra_args` are appended (e.g. allow-lists).
+    /// Starts tufkeyd on a free port; `extra_args` are appended (e.g. `--policy FILE`;
+    /// without one, [`DEFAULT_TLS_POLICY`]).
     pub fn start(sandbox: &Sandbox, pki: &Pki, extra_args: &[&str]) -> TlsDaemon {
         Self::start_with(sandbox, pki, extra_args, DaemonOptions::default())
     }
@@ -93,6 +106,17 @@ impl TlsDaemon {
             "--tls-client-ca".into(),
             path_arg(&pki.file("ca.crt")),
         ];
+        // `--listen-tcp` needs a policy naming a TLS client; unless the test brings
+        // its own, the PKI's two client certificates get the Notary API (and the test
+        // client also reads keys, for `tufkey key show` over TLS).
+        if !extra_args
+            .iter()
+            .any(|arg| *arg == "--policy" || *arg == "--tls-allow-subject")
+        {
+            let policy = pki.dir.join("tufkeyd-policy.toml");
+            std::fs::write(&policy, DEFAULT_TLS_POLICY).expect("write the test policy");
+            args.extend(["--policy".into(), path_arg(&policy)]);
+        }
         args.extend(extra_args.iter().map(|arg| arg.to_string()));
         let daemon = sandbox.start(&DaemonOptions { args, ..options });
         TlsDaemon { daemon, port }

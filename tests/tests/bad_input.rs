@@ -125,10 +125,19 @@ fn wrong_passphrase_and_locked_store_are_reported_and_recoverable() {
     daemon
         .cli_with_stdin(&["unlock", "--passphrase-stdin"], b"not the passphrase\n")
         .assert_fails_with("wrong passphrase");
-    daemon.cli_with_stdin(
+    // A wrong passphrase starts a back-off: even the right one waits it out.
+    daemon
+        .cli_with_stdin(
+            &["unlock", "--passphrase-stdin"],
+            format!("{TEST_PASSPHRASE}\n").as_bytes(),
+        )
+        .assert_fails_with("wait 1 s");
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let unlocked = daemon.cli_with_stdin(
         &["unlock", "--passphrase-stdin"],
         format!("{TEST_PASSPHRASE}\n").as_bytes(),
     );
+    assert!(unlocked.success, "{}", unlocked.stderr);
     assert!(sign_file(&daemon, &keyid, &doc, unsigned).success);
     daemon.stop();
 
@@ -146,7 +155,8 @@ fn wrong_passphrase_and_locked_store_are_reported_and_recoverable() {
         daemon.log_text()
     );
     assert_eq!(daemon.cli_ok(&["--json", "status"]).json()["locked"], true);
-    sign_file(&daemon, &keyid, &doc, unsigned).assert_fails_with("locked");
+    // Nothing can be signed, and nothing audited, until the keystore is unlocked.
+    sign_file(&daemon, &keyid, &doc, unsigned).assert_fails_with("unlock the keystore first");
     daemon.cli_with_stdin(
         &["unlock", "--passphrase-stdin"],
         format!("{TEST_PASSPHRASE}\n").as_bytes(),

@@ -1,6 +1,7 @@
 //! After a session of unlock / generate / sign with a known passphrase, neither the
 //! passphrase nor any private key appears in the daemon's debug log, the keystore
-//! files, or anything the CLI received. Nothing is decrypted: bytes are scanned.
+//! files, the audit log (under the store), or anything the CLI received. Nothing is
+//! decrypted: bytes are scanned.
 // Test code: an unwrap that fails is the test failing, with its location.
 #![allow(clippy::unwrap_used)]
 
@@ -97,6 +98,7 @@ fn no_passphrase_or_private_key_in_logs_files_or_replies() {
         doc.to_str().unwrap(),
     ]));
     record(daemon.cli(&["--json", "status"]));
+    record(daemon.cli(&["--json", "audit", "tail", "-n", "0"]));
     replies.push(signed_document);
     let log_path = daemon.log.clone();
     daemon.stop();
@@ -109,6 +111,17 @@ fn no_passphrase_or_private_key_in_logs_files_or_replies() {
     );
     haystacks.push(("daemon log".into(), log));
     files_under(&sandbox.store(), &mut haystacks);
+    let audit_log = sandbox.store().join("audit/audit.log");
+    let audit = haystacks
+        .iter()
+        .find(|(name, _)| name == &audit_log.display().to_string())
+        .expect("the audit log is among the files scanned");
+    // Unlock, 4 generates, 1 metadata signature per key (2), 2 raw, lock, unlock, 1 raw.
+    assert_eq!(
+        String::from_utf8_lossy(&audit.1).lines().count(),
+        12,
+        "the audit log holds the session's records"
+    );
     for (n, reply) in replies.into_iter().enumerate() {
         haystacks.push((format!("CLI reply {n}"), reply.into_bytes()));
     }

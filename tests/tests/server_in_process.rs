@@ -18,6 +18,7 @@ use tonic::Code;
 use tufkey::proto;
 use tufkey::{Client, Error};
 use tufkey_e2e::memory_backend::{MemoryBackend, NAME};
+use tufkeyd::audit::{AuditConfig, AuditKey, LogFile};
 use tufkeyd::config::ListenConfig;
 use tufkeyd::keys::Backends;
 use tufkeyd::server::{serve, ServiceConfig};
@@ -177,6 +178,58 @@ async fn the_server_runs_a_backend_plugged_in_through_the_seam() {
         Code::FailedPrecondition
     );
 
+    // Every call that used a key or the lock is in the audit log, in order, under
+    // a key derived from the backend's secret; the calls refused before the first
+    // unlock could not be MACed and are not.
+    let log = std::fs::read(audit_log(&socket)).unwrap();
+    let verified = tufkeyd::audit::verify(
+        &AuditKey::derive(PASSPHRASE.as_bytes()),
+        [LogFile {
+            name: "audit.log".into(),
+            bytes: log.clone(),
+        }],
+        None,
+    )
+    .unwrap();
+    let records: Vec<serde_json::Value> = String::from_utf8(log)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(verified.records, records.len() as u64);
+    let summary: Vec<(&str, &str)> = records
+        .iter()
+        .map(|record| {
+            (
+                record["rpc"].as_str().unwrap(),
+                record["result"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("tufkey.v1.Session/Unlock", "ok"),
+            ("tufkey.v1.Keys/GenerateKey", "ok"),
+            ("tufkey.v1.Signing/SignRaw", "ok"),
+            ("tufkey.v1.Signing/SignMetadata", "ok"),
+            ("tufkey.v1.Signing/SignRaw", "ok"),
+            ("tufkey.v1.Keys/DeleteKey", "ok"),
+            ("tufkey.v1.Session/Lock", "ok"),
+            ("tufkey.v1.Signing/SignRaw", "failed_precondition"),
+        ]
+    );
+    assert!(records
+        .iter()
+        .all(|record| record["caller"]["uid"] == own_uid()));
+    assert_eq!(records[2]["keyid"], key.keyid.as_str());
+    assert_eq!(
+        records[2]["payload_sha256"],
+        hex::encode(Sha256::digest(b"payload"))
+    );
+    assert_eq!(records[3]["_type"], "targets");
+    assert_eq!(records[3]["version"], 1);
+
     // Graceful shutdown: serve returns, every background task has finished, the
     // socket is gone.
     drop(client);
@@ -239,17 +292,33 @@ fn start(socket: &std::path::Path, backends: Backends) -> (oneshot::Sender<()>, 
     let listen = ListenConfig {
         socket: socket.to_path_buf(),
         allow_uids: vec![own_uid()],
+        allow_gids: Vec::new(),
         max_message_bytes: 1 << 20,
         tcp: None,
     };
+    let audit = AuditConfig {
+        path: audit_log(socket),
+        max_bytes: 1 << 20,
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(async move {
-        serve(&listen, &ServiceConfig::default(), backends, async {
-            let _ = stopped.await;
-        })
+        serve(
+            &listen,
+            &ServiceConfig::default(),
+            &audit,
+            backends,
+            async {
+                let _ = stopped.await;
+            },
+        )
         .await
     });
     (stop, server)
+}
+
+/// Where `start` puts the audit log: beside the socket.
+fn audit_log(socket: &std::path::Path) -> std::path::PathBuf {
+    socket.with_file_name("audit").join("audit.log")
 }
 
 fn own_uid() -> u32 {

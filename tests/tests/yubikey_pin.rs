@@ -1,12 +1,13 @@
 //! YubiKey PIN handling through the real CLI, daemon and pcscd: tries left in the
 //! error, exactly one try per PIN the user typed (never an automatic retry), no
-//! cached PIN with one try left, a blocked PIN names the PUK reset, and the PIN
-//! never shows up in logs, replies or files.
+//! cached PIN with one try left, a typed PIN at one try left only with `--force`, a
+//! blocked PIN names the PUK reset, and the PIN never shows up in logs, replies or
+//! files.
 // Test code: an unwrap that fails is the test failing, with its location.
 #![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
-use tufkey_e2e::daemon::{Daemon, DaemonOptions, Sandbox};
+use tufkey_e2e::daemon::{CliOutput, Daemon, DaemonOptions, Sandbox};
 use tufkey_e2e::leak_scan::encodings_of;
 use tufkey_e2e::vcard::{
     self, generate_on_card, sign_raw, signature_verifies, unlock, OTHER_PIN, PIN,
@@ -14,6 +15,21 @@ use tufkey_e2e::vcard::{
 
 const GUN: &str = "example.com/pin";
 const WRONG_PIN: &str = "24680135";
+
+/// `tufkey unlock --serial N --pin-stdin --force` with `pin`.
+fn unlock_forced(daemon: &Daemon, serial: u32, pin: &str) -> CliOutput {
+    daemon.cli_with_stdin(
+        &[
+            "--json",
+            "unlock",
+            "--serial",
+            &serial.to_string(),
+            "--pin-stdin",
+            "--force",
+        ],
+        format!("{pin}\n").as_bytes(),
+    )
+}
 
 fn tries_listed(daemon: &Daemon, serial: u32) -> u64 {
     let devices = daemon.cli_ok(&["--json", "device", "list"]).json();
@@ -68,7 +84,8 @@ fn a_wrong_pin_shows_the_tries_left_costs_one_try_and_is_never_retried() {
 
     unlock(&daemon, serial, WRONG_PIN).assert_fails_with("1 try left");
     assert_eq!(vcard::pin_tries(serial), 1);
-    let unlocked = unlock(&daemon, serial, PIN);
+    // The last try is spent only when the user says so.
+    let unlocked = unlock_forced(&daemon, serial, PIN);
     assert!(unlocked.success, "{}", unlocked.stderr);
     assert_eq!(
         unlocked.json()["pin_tries_left"],
@@ -97,9 +114,15 @@ fn with_one_try_left_the_cached_pin_is_not_used() {
         ));
     assert_eq!(vcard::pin_tries(serial), 1, "the cached PIN was not tried");
 
+    // A typed PIN is not tried either unless the user says so: a wrong one would block.
+    unlock(&daemon, serial, PIN).assert_fails_with(&format!(
+        "YubiKey {serial} has 1 PIN try left and a wrong PIN would block it, so tufkeyd did not try this one: \
+         if you are sure of the PIN, run `tufkey unlock --serial {serial} --force`"
+    ));
+    assert_eq!(vcard::pin_tries(serial), 1, "the typed PIN was not tried");
     assert!(
-        unlock(&daemon, serial, PIN).success,
-        "typing the PIN is the user's call"
+        unlock_forced(&daemon, serial, PIN).success,
+        "with --force, typing the PIN is the user's call"
     );
     let signature = sign_raw(&daemon, sandbox.dir.path(), keyid, b"y").expect("sign after unlock");
     assert!(signature_verifies(&key, b"y", &signature));
@@ -115,7 +138,13 @@ fn a_blocked_pin_says_so_and_how_to_reset_it_with_the_puk() {
     for tries_left in ["2 tries left", "1 try left"] {
         unlock(&daemon, serial, WRONG_PIN).assert_fails_with(tries_left);
     }
-    let blocked = unlock(&daemon, serial, WRONG_PIN);
+    unlock(&daemon, serial, WRONG_PIN).assert_fails_with("--force");
+    assert_eq!(
+        vcard::pin_tries(serial),
+        1,
+        "refused untried without --force"
+    );
+    let blocked = unlock_forced(&daemon, serial, WRONG_PIN);
     blocked.assert_fails_with(&format!("the PIN of YubiKey {serial} is blocked"));
     assert!(
         blocked.stderr.contains("PUK") && blocked.stderr.contains("unblock-pin"),

@@ -1,10 +1,12 @@
 //! Command-line definitions and dispatch. Every command takes `--json`; failures
 //! print one line on stderr and exit non-zero.
 
+mod audit;
 mod bench;
 mod device;
 mod keys;
 mod output;
+mod policy;
 mod session;
 mod sign;
 
@@ -151,6 +153,12 @@ enum Command {
     Device(device::DeviceCommand),
     /// Load-test Sign calls and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// The daemon's access policy: explain what it decides for a caller.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
+    /// The audit log: verify its chain and MACs, or show its latest records.
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
 }
 
 impl Cli {
@@ -171,6 +179,8 @@ impl Cli {
             Command::Unlock(args) => session::unlock(client, args, json).await,
             Command::Lock => session::lock(client, json).await,
             Command::Device(command) => device::run(client, command, json).await,
+            Command::Policy(command) => policy::run(client, command, json).await,
+            Command::Audit(command) => audit::run(client, command, json).await,
             Command::Bench(_) => unreachable!("handled above"),
         }
     }

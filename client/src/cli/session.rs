@@ -22,6 +22,10 @@ pub struct UnlockArgs {
     /// With --serial: also keep the PIN in the OS keyring, so a restarted daemon has it.
     #[arg(long, requires = "serial")]
     remember: bool,
+    /// With --serial: try the PIN even when the YubiKey has one try left (a wrong PIN
+    /// then blocks it until reset with the PUK); without it the daemon refuses.
+    #[arg(long, requires = "serial")]
+    force: bool,
 }
 
 pub async fn status(mut client: Client, json: bool) -> Result<()> {
@@ -37,7 +41,9 @@ pub async fn unlock(mut client: Client, args: UnlockArgs, json: bool) -> Result<
         } else {
             prompt_secret(&format!("PIN of YubiKey {serial}: "), "--pin-stdin")?
         };
-        let reply = client.unlock_device(serial, &pin, args.remember).await?;
+        let reply = client
+            .unlock_device(serial, &pin, args.remember, args.force)
+            .await?;
         print(
             json,
             serde_json::json!({

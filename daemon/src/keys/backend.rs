@@ -12,6 +12,7 @@ use super::devices::Devices;
 use super::location::Placement;
 use super::names::{Gun, Role};
 use super::record::KeyRecord;
+use crate::audit::AuditKey;
 use crate::error::Result;
 use crate::shutdown::Stopping;
 use async_trait::async_trait;
@@ -121,6 +122,11 @@ pub trait Unlock: Send + Sync {
 
     /// Locked or not, and what went wrong reading the store.
     fn lock_state(&self) -> LockState;
+
+    /// The audit log's HMAC key, derived from the keystore's secret at the first
+    /// successful unlock and kept from then on (locking drops signing keys, not
+    /// this); `None` until the keystore has been unlocked once.
+    fn audit_key(&self) -> Option<AuditKey>;
 }
 
 /// Capability: taking in an existing private key.

@@ -78,7 +78,15 @@ pub trait Devices: Send + Sync {
 
     /// Verifies `pin` on device `serial` and caches it (and keeps it in the OS keyring
     /// with `remember`). A wrong PIN is reported with the tries left, never retried.
-    async fn unlock(&self, serial: u32, pin: Pin, remember: bool) -> Result<PinUnlocked>;
+    /// With one try left the PIN is refused untried unless `force` (a wrong one would
+    /// block the device).
+    async fn unlock(
+        &self,
+        serial: u32,
+        pin: Pin,
+        remember: bool,
+        force: bool,
+    ) -> Result<PinUnlocked>;
 
     /// Makes the device ready for tufkey (e.g. a random management key).
     async fn init(&self, serial: u32, secrets: InitSecrets) -> Result<InitReport>;

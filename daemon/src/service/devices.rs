@@ -5,6 +5,8 @@
 //! never logged (the request types have a redacted Debug).
 
 use super::convert::{required_keyid, yubikey_to_proto};
+use super::guard::{Call, Guard, Rpc};
+use crate::access::Permission;
 use crate::error::{Error, Result};
 use crate::keys::{DeviceEvent, InitSecrets, KeyManager, Pin};
 use crate::shutdown::Stopping;
@@ -19,13 +21,18 @@ use zeroize::Zeroizing;
 /// Handlers for device RPCs.
 pub struct DevicesService {
     keys: Arc<KeyManager>,
+    guard: Arc<Guard>,
     /// Ends open watch streams at shutdown.
     stopping: Stopping,
 }
 
 impl DevicesService {
-    pub fn new(keys: Arc<KeyManager>, stopping: Stopping) -> Self {
-        DevicesService { keys, stopping }
+    pub fn new(keys: Arc<KeyManager>, guard: Arc<Guard>, stopping: Stopping) -> Self {
+        DevicesService {
+            keys,
+            guard,
+            stopping,
+        }
     }
 }
 
@@ -63,13 +70,9 @@ enum Watched {
     Shutdown,
 }
 
-#[tonic::async_trait]
-impl pb::devices_server::Devices for DevicesService {
-    #[tracing::instrument(skip_all)]
-    async fn list_devices(
-        &self,
-        _request: Request<pb::ListDevicesRequest>,
-    ) -> Result<Response<pb::ListDevicesResponse>, Status> {
+impl DevicesService {
+    async fn list(&self, call: &mut Call) -> Result<pb::ListDevicesResponse> {
+        self.guard.check(call, Permission::DevicesAdmin, None)?;
         let devices = self
             .keys
             .devices()?
@@ -98,19 +101,13 @@ impl pb::devices_server::Devices for DevicesService {
                     .collect(),
             })
             .collect();
-        Ok(Response::new(pb::ListDevicesResponse { devices }))
+        Ok(pb::ListDevicesResponse { devices })
     }
-
-    type WatchDevicesStream =
-        Pinned<Box<dyn Stream<Item = Result<pb::DeviceEvent, Status>> + Send>>;
 
     /// A stream that lives exactly as long as the client reads it (or until
     /// shutdown): no task is left behind.
-    #[tracing::instrument(skip_all)]
-    async fn watch_devices(
-        &self,
-        _request: Request<pb::WatchDevicesRequest>,
-    ) -> Result<Response<Self::WatchDevicesStream>, Status> {
+    fn watch(&self, call: &mut Call) -> Result<WatchStream> {
+        self.guard.check(call, Permission::DevicesAdmin, None)?;
         let devices = self.keys.devices()?;
         let live = BroadcastStream::new(devices.subscribe());
         let present: Vec<Watched> = devices
@@ -146,62 +143,63 @@ impl pb::devices_server::Devices for DevicesService {
                 Watched::Event(event) => Some(Ok(event)),
                 Watched::Shutdown => None,
             });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Box::pin(stream))
     }
 
-    #[tracing::instrument(skip_all, fields(serial = request.get_ref().serial))]
-    async fn init_device(
+    async fn init(
         &self,
-        request: Request<pb::InitDeviceRequest>,
-    ) -> Result<Response<pb::InitDeviceResponse>, Status> {
-        let mut request = request.into_inner();
-        let serial = required_serial(request.serial)?;
+        call: &mut Call,
+        mut request: pb::InitDeviceRequest,
+    ) -> Result<pb::InitDeviceResponse> {
         let secrets = InitSecrets {
             pin: take_secret(&mut request.pin),
             new_pin: optional_secret(&mut request.new_pin),
             puk: optional_secret(&mut request.puk),
             new_puk: optional_secret(&mut request.new_puk),
         };
+        call.serial(request.serial);
+        self.guard.check(call, Permission::DevicesAdmin, None)?;
+        let serial = required_serial(request.serial)?;
         let report = self.keys.devices()?.init(serial, secrets).await?;
-        Ok(Response::new(pb::InitDeviceResponse {
+        Ok(pb::InitDeviceResponse {
             serial,
             management_key_algorithm: report.management_key_algorithm.into(),
             management_key_storage: report.management_key_storage.into(),
             pin_changed: report.pin_changed,
             puk_changed: report.puk_changed,
-        }))
+        })
     }
 
-    #[tracing::instrument(skip_all, fields(serial = request.get_ref().serial))]
-    async fn unlock_device(
+    async fn unlock(
         &self,
-        request: Request<pb::UnlockDeviceRequest>,
-    ) -> Result<Response<pb::UnlockDeviceResponse>, Status> {
-        let mut request = request.into_inner();
-        let serial = required_serial(request.serial)?;
+        call: &mut Call,
+        mut request: pb::UnlockDeviceRequest,
+    ) -> Result<pb::UnlockDeviceResponse> {
         let pin = take_secret(&mut request.pin);
+        call.serial(request.serial);
+        self.guard.check(call, Permission::DevicesAdmin, None)?;
+        let serial = required_serial(request.serial)?;
         let unlocked = self
             .keys
             .devices()?
-            .unlock(serial, pin, request.remember)
+            .unlock(serial, pin, request.remember, request.force)
             .await?;
-        Ok(Response::new(pb::UnlockDeviceResponse {
+        Ok(pb::UnlockDeviceResponse {
             serial,
             pin_tries_left: unlocked.tries_left.into(),
             cache_seconds: unlocked.cache_seconds,
             remembered: request.remember,
-        }))
+        })
     }
 
-    #[tracing::instrument(skip_all, fields(keyid = %request.get_ref().keyid))]
-    async fn attest_key(
+    async fn attest(
         &self,
-        request: Request<pb::AttestKeyRequest>,
-    ) -> Result<Response<pb::AttestKeyResponse>, Status> {
-        let key = self
-            .keys
-            .get(required_keyid(&request.get_ref().keyid)?)
-            .await?;
+        call: &mut Call,
+        request: &pb::AttestKeyRequest,
+    ) -> Result<pb::AttestKeyResponse> {
+        let key = self.keys.get(required_keyid(&request.keyid)?).await?;
+        self.guard
+            .check(call, Permission::DevicesAdmin, Some(&key))?;
         let devices = self.keys.devices()?;
         let attestation = devices.attest(&key).await?;
         let at = key
@@ -209,12 +207,69 @@ impl pb::devices_server::Devices for DevicesService {
             .yubikey()
             .map(yubikey_to_proto)
             .unwrap_or_default();
-        Ok(Response::new(pb::AttestKeyResponse {
+        Ok(pb::AttestKeyResponse {
             keyid: key.keyid.clone(),
             serial: at.serial,
             slot: at.slot,
             chain: attestation.chain,
             root_subject: attestation.root_subject,
-        }))
+        })
+    }
+}
+
+type WatchStream = Pinned<Box<dyn Stream<Item = Result<pb::DeviceEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl pb::devices_server::Devices for DevicesService {
+    #[tracing::instrument(skip_all)]
+    async fn list_devices(
+        &self,
+        request: Request<pb::ListDevicesRequest>,
+    ) -> Result<Response<pb::ListDevicesResponse>, Status> {
+        let mut call = self.guard.begin(&request, Rpc::ListDevices)?;
+        let result = self.list(&mut call).await;
+        self.guard.finish(call, result).await.map(Response::new)
+    }
+
+    type WatchDevicesStream = WatchStream;
+
+    #[tracing::instrument(skip_all)]
+    async fn watch_devices(
+        &self,
+        request: Request<pb::WatchDevicesRequest>,
+    ) -> Result<Response<Self::WatchDevicesStream>, Status> {
+        let mut call = self.guard.begin(&request, Rpc::WatchDevices)?;
+        let result = self.watch(&mut call);
+        self.guard.finish(call, result).await.map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(serial = request.get_ref().serial))]
+    async fn init_device(
+        &self,
+        request: Request<pb::InitDeviceRequest>,
+    ) -> Result<Response<pb::InitDeviceResponse>, Status> {
+        let mut call = self.guard.begin(&request, Rpc::InitDevice)?;
+        let result = self.init(&mut call, request.into_inner()).await;
+        self.guard.finish(call, result).await.map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(serial = request.get_ref().serial))]
+    async fn unlock_device(
+        &self,
+        request: Request<pb::UnlockDeviceRequest>,
+    ) -> Result<Response<pb::UnlockDeviceResponse>, Status> {
+        let mut call = self.guard.begin(&request, Rpc::UnlockDevice)?;
+        let result = self.unlock(&mut call, request.into_inner()).await;
+        self.guard.finish(call, result).await.map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(keyid = %request.get_ref().keyid))]
+    async fn attest_key(
+        &self,
+        request: Request<pb::AttestKeyRequest>,
+    ) -> Result<Response<pb::AttestKeyResponse>, Status> {
+        let mut call = self.guard.begin(&request, Rpc::AttestKey)?;
+        let result = self.attest(&mut call, request.get_ref()).await;
+        self.guard.finish(call, result).await.map(Response::new)
     }
 }

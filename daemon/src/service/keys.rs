@@ -3,7 +3,9 @@
 use super::convert::{
     key_to_proto, optional_gun, optional_role, placement_from_proto, required_keyid,
 };
-use crate::error::Error;
+use super::guard::{Call, Guard, Rpc};
+use crate::access::Permission;
+use crate::error::{Error, Result};
 use crate::keys::{KeyManager, NewKey};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
@@ -12,11 +14,66 @@ use tufkey_proto::v1 as pb;
 /// Handlers for key lifecycle RPCs.
 pub struct KeysService {
     keys: Arc<KeyManager>,
+    guard: Arc<Guard>,
 }
 
 impl KeysService {
-    pub fn new(keys: Arc<KeyManager>) -> Self {
-        KeysService { keys }
+    pub fn new(keys: Arc<KeyManager>, guard: Arc<Guard>) -> Self {
+        KeysService { keys, guard }
+    }
+
+    async fn generate(&self, call: &mut Call, request: pb::GenerateKeyRequest) -> Result<pb::Key> {
+        call.names(&request.gun, &request.role);
+        self.guard.check(call, Permission::KeysAdmin, None)?;
+        let new_key = NewKey {
+            gun: request.gun.parse()?,
+            role: request.role.parse()?,
+            exportable: request.exportable,
+            placement: placement_from_proto(&request)?,
+        };
+        let record = self.keys.generate(&new_key).await?;
+        call.key(&record);
+        Ok(key_to_proto(&self.keys, &record))
+    }
+
+    fn list(&self, call: &mut Call, request: &pb::ListKeysRequest) -> Result<pb::ListKeysResponse> {
+        self.guard.check(call, Permission::KeysRead, None)?;
+        let gun = optional_gun(&request.gun)?;
+        let role = optional_role(&request.role)?;
+        let keys = self
+            .keys
+            .list(gun.as_ref(), role.as_ref())
+            .iter()
+            .map(|record| key_to_proto(&self.keys, record))
+            .collect();
+        Ok(pb::ListKeysResponse { keys })
+    }
+
+    async fn show(&self, call: &mut Call, request: &pb::GetKeyRequest) -> Result<pb::Key> {
+        let record = self.keys.get(required_keyid(&request.keyid)?).await?;
+        self.guard
+            .check(call, Permission::KeysRead, Some(&record))?;
+        Ok(key_to_proto(&self.keys, &record))
+    }
+
+    async fn delete(
+        &self,
+        call: &mut Call,
+        request: &pb::DeleteKeyRequest,
+    ) -> Result<pb::DeleteKeyResponse> {
+        let record = self.keys.get(required_keyid(&request.keyid)?).await?;
+        self.guard
+            .check(call, Permission::KeysAdmin, Some(&record))?;
+        if request.confirm != request.keyid {
+            return Err(Error::invalid(
+                "confirm",
+                format!("must repeat the key ID {} to delete it", request.keyid),
+            ));
+        }
+        let deleted = self.keys.delete(&record.keyid).await?;
+        Ok(pb::DeleteKeyResponse {
+            deleted: Some(key_to_proto(&self.keys, &deleted)),
+        })
     }
 }
 
@@ -27,42 +84,27 @@ impl pb::keys_server::Keys for KeysService {
         &self,
         request: Request<pb::GenerateKeyRequest>,
     ) -> Result<Response<pb::Key>, Status> {
-        let request = request.into_inner();
-        let new_key = NewKey {
-            gun: request.gun.parse()?,
-            role: request.role.parse()?,
-            exportable: request.exportable,
-            placement: placement_from_proto(&request)?,
-        };
-        let record = self.keys.generate(&new_key).await?;
-        Ok(Response::new(key_to_proto(&self.keys, &record)))
+        let mut call = self.guard.begin(&request, Rpc::GenerateKey)?;
+        let result = self.generate(&mut call, request.into_inner()).await;
+        self.guard.finish(call, result).await.map(Response::new)
     }
 
     async fn list_keys(
         &self,
         request: Request<pb::ListKeysRequest>,
     ) -> Result<Response<pb::ListKeysResponse>, Status> {
-        let request = request.into_inner();
-        let gun = optional_gun(&request.gun)?;
-        let role = optional_role(&request.role)?;
-        let keys = self
-            .keys
-            .list(gun.as_ref(), role.as_ref())
-            .iter()
-            .map(|record| key_to_proto(&self.keys, record))
-            .collect();
-        Ok(Response::new(pb::ListKeysResponse { keys }))
+        let mut call = self.guard.begin(&request, Rpc::ListKeys)?;
+        let result = self.list(&mut call, request.get_ref());
+        self.guard.finish(call, result).await.map(Response::new)
     }
 
     async fn get_key(
         &self,
         request: Request<pb::GetKeyRequest>,
     ) -> Result<Response<pb::Key>, Status> {
-        let record = self
-            .keys
-            .get(required_keyid(&request.get_ref().keyid)?)
-            .await?;
-        Ok(Response::new(key_to_proto(&self.keys, &record)))
+        let mut call = self.guard.begin(&request, Rpc::GetKey)?;
+        let result = self.show(&mut call, request.get_ref()).await;
+        self.guard.finish(call, result).await.map(Response::new)
     }
 
     #[tracing::instrument(skip_all, fields(keyid = %request.get_ref().keyid))]
@@ -70,18 +112,8 @@ impl pb::keys_server::Keys for KeysService {
         &self,
         request: Request<pb::DeleteKeyRequest>,
     ) -> Result<Response<pb::DeleteKeyResponse>, Status> {
-        let request = request.into_inner();
-        let record = self.keys.get(required_keyid(&request.keyid)?).await?;
-        if request.confirm != request.keyid {
-            return Err(Error::invalid(
-                "confirm",
-                format!("must repeat the key ID {} to delete it", request.keyid),
-            )
-            .into());
-        }
-        let deleted = self.keys.delete(&record.keyid).await?;
-        Ok(Response::new(pb::DeleteKeyResponse {
-            deleted: Some(key_to_proto(&self.keys, &deleted)),
-        }))
+        let mut call = self.guard.begin(&request, Rpc::DeleteKey)?;
+        let result = self.delete(&mut call, request.get_ref()).await;
+        self.guard.finish(call, result).await.map(Response::new)
     }
 }

@@ -8,9 +8,18 @@
 //! unsupported algorithm is INVALID_ARGUMENT (notary-signer: UNKNOWN), an empty gun or
 //! role is refused (every tufkey key belongs to a collection and a role), and a
 //! request without a key ID is INVALID_ARGUMENT (notary-signer crashes).
+//!
+//! Every call goes through the guard with the `notary` permission; for a key, the
+//! policy lets this API reach only the keys it created (recorded here, in
+//! [`NotaryKeys`], when `CreateKey` succeeds) or that a grant lists, never a root
+//! key unless granted: so a compromised notary-server cannot sign with a root key
+//! the operator made through the native API.
 
+use super::guard::{Call, Guard, Rpc};
+use crate::access::Permission;
 use crate::error::{Error, Result};
 use crate::keys::{KeyManager, KeyRecord, NewKey, Placement};
+use crate::policy::NotaryKeys;
 use crate::tuf::key_json;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
@@ -31,21 +40,113 @@ pub const NOTARY_HEALTH_SERVICES: [&str; 2] = [
 pub struct NotaryService {
     keys: Arc<KeyManager>,
     new_keys: Placement,
+    /// The keys created here: the only ones this API reaches unless a policy grant
+    /// lists a key ID (the policy reads the same record).
+    created: Arc<NotaryKeys>,
+    guard: Arc<Guard>,
 }
 
 impl NotaryService {
-    /// Handlers that create keys where `new_keys` says.
-    pub fn new(keys: Arc<KeyManager>, new_keys: Placement) -> Self {
-        NotaryService { keys, new_keys }
+    /// Handlers that create keys where `new_keys` says and record them in `created`.
+    pub fn new(
+        keys: Arc<KeyManager>,
+        new_keys: Placement,
+        created: Arc<NotaryKeys>,
+        guard: Arc<Guard>,
+    ) -> Self {
+        NotaryService {
+            keys,
+            new_keys,
+            created,
+            guard,
+        }
     }
 
-    /// Finds a key by the Notary key ID in a request.
-    async fn find(&self, key_id: Option<&pb::KeyId>) -> Result<Arc<KeyRecord>> {
+    /// Finds a key by the Notary key ID in a request and checks that the caller may
+    /// use it through this API.
+    async fn find(&self, call: &mut Call, key_id: Option<&pb::KeyId>) -> Result<Arc<KeyRecord>> {
         let key_id = key_id.ok_or_else(|| Error::invalid("keyID", "missing"))?;
         if key_id.id.is_empty() {
             return Err(Error::KeyNotFound("\"\"".into()));
         }
-        self.keys.get(&key_id.id).await
+        let key = self.keys.get(&key_id.id).await?;
+        self.guard.check(call, Permission::Notary, Some(&key))?;
+        Ok(key)
+    }
+
+    async fn create(
+        &self,
+        call: &mut Call,
+        request: pb::CreateKeyRequest,
+    ) -> Result<pb::PublicKey> {
+        call.names(&request.gun, &request.role);
+        self.guard.check(call, Permission::Notary, None)?;
+        if request.algorithm != NOTARY_ECDSA {
+            return Err(Error::invalid(
+                "algorithm",
+                format!(
+                    "{:?} is not supported: tufkeyd creates ECDSA P-256 keys, algorithm \"{NOTARY_ECDSA}\"",
+                    request.algorithm
+                ),
+            ));
+        }
+        let new_key = NewKey {
+            gun: request.gun.parse()?,
+            role: request.role.parse()?,
+            exportable: false,
+            placement: self.new_keys.clone(),
+        };
+        let key = self.keys.generate(&new_key).await?;
+        call.key(&key);
+        if let Err(error) = self.created.add(&key.keyid).await {
+            // A key this API cannot reach again must not linger.
+            if let Err(cleanup) = self.keys.delete(&key.keyid).await {
+                tracing::error!(keyid = %key.keyid, %cleanup, "removing a Notary key that could not be recorded");
+            }
+            return Err(error);
+        }
+        Ok(pb::PublicKey {
+            key_info: Some(key_info(&key)),
+            public_key: key_json::public_key_der(&key.public_key),
+        })
+    }
+
+    /// Deleting a key that does not exist succeeds, as with notary-signer.
+    async fn delete(&self, call: &mut Call, request: &pb::KeyId) -> Result<pb::Void> {
+        match self.find(call, Some(request)).await {
+            Ok(key) => {
+                self.keys.delete(&key.keyid).await?;
+                self.created.remove(&key.keyid).await?;
+            }
+            Err(Error::KeyNotFound(_)) => self.guard.check(call, Permission::Notary, None)?,
+            Err(error) => return Err(error),
+        }
+        Ok(pb::Void {})
+    }
+
+    async fn info(&self, call: &mut Call, request: &pb::KeyId) -> Result<pb::GetKeyInfoResponse> {
+        let key = self.find(call, Some(request)).await?;
+        Ok(pb::GetKeyInfoResponse {
+            key_info: Some(key_info(&key)),
+            public_key: key_json::public_key_der(&key.public_key),
+            role: key.role.to_string(),
+        })
+    }
+
+    async fn sign_content(
+        &self,
+        call: &mut Call,
+        request: pb::SignatureRequest,
+    ) -> Result<pb::Signature> {
+        let key = self.find(call, request.key_id.as_ref()).await?;
+        let digest: [u8; 32] = Sha256::digest(&request.content).into();
+        call.payload(&digest);
+        let signature = self.keys.sign_digest(&key, &digest).await?;
+        Ok(pb::Signature {
+            key_info: Some(key_info(&key)),
+            algorithm: Some(ecdsa()),
+            content: signature.to_bytes().to_vec(),
+        })
     }
 }
 
@@ -75,41 +176,16 @@ impl pb::key_management_server::KeyManagement for NotaryService {
         &self,
         request: Request<pb::CreateKeyRequest>,
     ) -> Result<Response<pb::PublicKey>, Status> {
-        let request = request.into_inner();
-        if request.algorithm != NOTARY_ECDSA {
-            return Err(Error::invalid(
-                "algorithm",
-                format!(
-                    "{:?} is not supported: tufkeyd creates ECDSA P-256 keys, algorithm \"{NOTARY_ECDSA}\"",
-                    request.algorithm
-                ),
-            )
-            .into());
-        }
-        let new_key = NewKey {
-            gun: request.gun.parse()?,
-            role: request.role.parse()?,
-            exportable: false,
-            placement: self.new_keys.clone(),
-        };
-        let key = self.keys.generate(&new_key).await?;
-        Ok(Response::new(pb::PublicKey {
-            key_info: Some(key_info(&key)),
-            public_key: key_json::public_key_der(&key.public_key),
-        }))
+        let mut call = self.guard.begin(&request, Rpc::NotaryCreateKey)?;
+        let result = self.create(&mut call, request.into_inner()).await;
+        self.guard.finish(call, result).await.map(Response::new)
     }
 
-    /// Deleting a key that does not exist succeeds, as with notary-signer.
     #[tracing::instrument(skip_all, fields(keyid = %request.get_ref().id))]
     async fn delete_key(&self, request: Request<pb::KeyId>) -> Result<Response<pb::Void>, Status> {
-        match self.find(Some(request.get_ref())).await {
-            Ok(key) => {
-                self.keys.delete(&key.keyid).await?;
-            }
-            Err(Error::KeyNotFound(_)) => {}
-            Err(error) => return Err(error.into()),
-        }
-        Ok(Response::new(pb::Void {}))
+        let mut call = self.guard.begin(&request, Rpc::NotaryDeleteKey)?;
+        let result = self.delete(&mut call, request.get_ref()).await;
+        self.guard.finish(call, result).await.map(Response::new)
     }
 
     #[tracing::instrument(skip_all, fields(keyid = %request.get_ref().id))]
@@ -117,12 +193,9 @@ impl pb::key_management_server::KeyManagement for NotaryService {
         &self,
         request: Request<pb::KeyId>,
     ) -> Result<Response<pb::GetKeyInfoResponse>, Status> {
-        let key = self.find(Some(request.get_ref())).await?;
-        Ok(Response::new(pb::GetKeyInfoResponse {
-            key_info: Some(key_info(&key)),
-            public_key: key_json::public_key_der(&key.public_key),
-            role: key.role.to_string(),
-        }))
+        let mut call = self.guard.begin(&request, Rpc::NotaryGetKeyInfo)?;
+        let result = self.info(&mut call, request.get_ref()).await;
+        self.guard.finish(call, result).await.map(Response::new)
     }
 }
 
@@ -133,22 +206,18 @@ impl pb::signer_server::Signer for NotaryService {
         &self,
         request: Request<pb::SignatureRequest>,
     ) -> Result<Response<pb::Signature>, Status> {
-        let request = request.into_inner();
-        let key = self.find(request.key_id.as_ref()).await?;
-        let digest: [u8; 32] = Sha256::digest(&request.content).into();
-        let signature = self.keys.sign_digest(&key, &digest).await?;
-        Ok(Response::new(pb::Signature {
-            key_info: Some(key_info(&key)),
-            algorithm: Some(ecdsa()),
-            content: signature.to_bytes().to_vec(),
-        }))
+        let mut call = self.guard.begin(&request, Rpc::NotarySign)?;
+        let result = self.sign_content(&mut call, request.into_inner()).await;
+        self.guard.finish(call, result).await.map(Response::new)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::{Backends, KeyBackend, Location};
+    use crate::audit::AuditKey;
+    use crate::keys::{Backends, KeyBackend, Location, LockState, Unlock};
+    use crate::service::guard::testing::{self, request, Guarded};
     use async_trait::async_trait;
     use p256::ecdsa::signature::hazmat::PrehashSigner;
     use p256::ecdsa::signature::Verifier;
@@ -207,22 +276,79 @@ mod tests {
             self.keys.lock().unwrap().remove(&key.keyid);
             Ok(())
         }
+
+        fn unlock(&self) -> Option<&dyn Unlock> {
+            Some(self)
+        }
     }
 
-    async fn service() -> NotaryService {
+    /// Always open; there only to give the audit log its key.
+    #[async_trait]
+    impl Unlock for MemoryBackend {
+        async fn unlock(&self, _passphrase: secrecy::SecretString) -> Result<()> {
+            Ok(())
+        }
+
+        fn lock(&self) {}
+
+        fn lock_state(&self) -> LockState {
+            LockState {
+                locked: false,
+                store: "memory".into(),
+                passphrase_source: None,
+                problems: Vec::new(),
+            }
+        }
+
+        fn audit_key(&self) -> Option<AuditKey> {
+            Some(AuditKey::derive(b"memory"))
+        }
+    }
+
+    /// The service, and the guard's log kept alive beside it.
+    struct Harness {
+        service: NotaryService,
+        audit: Guarded,
+    }
+
+    impl std::ops::Deref for Harness {
+        type Target = NotaryService;
+
+        fn deref(&self) -> &NotaryService {
+            &self.service
+        }
+    }
+
+    async fn service() -> Harness {
         let mut backends = Backends::new();
         backends
             .register(Arc::new(MemoryBackend::default()))
             .unwrap();
-        NotaryService::new(
-            Arc::new(KeyManager::new(backends).await.unwrap()),
-            Placement::Default,
-        )
+        let keys = Arc::new(KeyManager::new(backends).await.unwrap());
+        let audit = testing::guard(keys.clone()).await;
+        Harness {
+            service: NotaryService::new(
+                keys,
+                Placement::Default,
+                Arc::new(NotaryKeys::load(None).unwrap()),
+                audit.guard.clone(),
+            ),
+            audit,
+        }
+    }
+
+    /// The audit log's records so far.
+    fn records(harness: &Harness) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(harness.audit.dir.path().join("audit.log"))
+            .unwrap()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
     }
 
     async fn create(service: &NotaryService, algorithm: &str) -> Result<pb::PublicKey, Status> {
         service
-            .create_key(Request::new(pb::CreateKeyRequest {
+            .create_key(request(pb::CreateKeyRequest {
                 algorithm: algorithm.into(),
                 gun: "docker.io/acme/app".into(),
                 role: "timestamp".into(),
@@ -248,7 +374,7 @@ mod tests {
         assert_eq!(record.role.as_str(), "timestamp");
 
         let info = service
-            .get_key_info(Request::new(key_id(&id)))
+            .get_key_info(request(key_id(&id)))
             .await
             .unwrap()
             .into_inner();
@@ -264,7 +390,7 @@ mod tests {
         let id = created.key_info.unwrap().key_id.unwrap().id;
         let content = b"{\"_type\":\"timestamp\"}".to_vec();
         let signature = service
-            .sign(Request::new(pb::SignatureRequest {
+            .sign(request(pb::SignatureRequest {
                 key_id: Some(key_id(&id)),
                 content: content.clone(),
             }))
@@ -280,11 +406,53 @@ mod tests {
                 &Signature::from_slice(&signature.content).unwrap(),
             )
             .unwrap();
+
+        // Both calls are in the audit log, with the caller, the key and the payload hash.
+        let records = records(&service);
+        assert_eq!(records.len(), 2, "{records:?}");
+        assert_eq!(records[0]["rpc"], "proto.KeyManagement/CreateKey");
+        assert_eq!(records[0]["role"], "timestamp");
+        let sign = &records[1];
+        assert_eq!(sign["rpc"], "proto.Signer/Sign");
+        assert_eq!(sign["caller"]["uid"], 1000);
+        assert_eq!(sign["result"], "ok");
+        assert_eq!(
+            sign["keyid"],
+            service.keys.get(&id).await.unwrap().keyid.as_str()
+        );
+        assert_eq!(
+            sign["payload_sha256"],
+            hex::encode(Sha256::digest(&content))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_without_a_caller_identity_is_refused() {
+        let service = service().await;
+        let status = service
+            .create_key(Request::new(pb::CreateKeyRequest {
+                algorithm: "ecdsa".into(),
+                gun: "docker.io/acme/app".into(),
+                role: "timestamp".into(),
+            }))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert!(
+            status.message().contains("cannot identify the caller"),
+            "{}",
+            status.message()
+        );
+        assert!(
+            service.keys.list(None, None).is_empty(),
+            "nothing was created"
+        );
     }
 
     #[tokio::test]
     async fn other_algorithms_are_refused_by_name() {
-        let status = create(&service().await, "rsa").await.unwrap_err();
+        let service = service().await;
+        let status = create(&service, "rsa").await.unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument);
         assert!(status.message().contains("\"rsa\""), "{}", status.message());
         assert!(
@@ -299,21 +467,18 @@ mod tests {
         let service = service().await;
         for id in ["feedface", ""] {
             let status = service
-                .sign(Request::new(pb::SignatureRequest {
+                .sign(request(pb::SignatureRequest {
                     key_id: Some(key_id(id)),
                     content: Vec::new(),
                 }))
                 .await
                 .unwrap_err();
             assert_eq!(status.code(), Code::NotFound, "{id:?}");
-            let status = service
-                .get_key_info(Request::new(key_id(id)))
-                .await
-                .unwrap_err();
+            let status = service.get_key_info(request(key_id(id))).await.unwrap_err();
             assert_eq!(status.code(), Code::NotFound, "{id:?}");
         }
         let missing = service
-            .sign(Request::new(pb::SignatureRequest {
+            .sign(request(pb::SignatureRequest {
                 key_id: None,
                 content: Vec::new(),
             }))
@@ -333,10 +498,10 @@ mod tests {
             .key_id
             .unwrap()
             .id;
-        service.delete_key(Request::new(key_id(&id))).await.unwrap();
+        service.delete_key(request(key_id(&id))).await.unwrap();
         assert!(service.keys.get(&id).await.is_err());
         service
-            .delete_key(Request::new(key_id("feedface")))
+            .delete_key(request(key_id("feedface")))
             .await
             .unwrap();
     }

@@ -1,6 +1,8 @@
 //! `tufkey.v1.Session`: unlock, lock and status of the passphrase-protected
 //! keystore, whichever backend provides it (found through the `Unlock` capability).
 
+use super::guard::{Call, Guard, Rpc};
+use crate::access::Permission;
 use crate::error::{Error, Result};
 use crate::keys::KeyManager;
 use secrecy::SecretString;
@@ -11,11 +13,12 @@ use tufkey_proto::v1 as pb;
 /// Handlers for the lock state.
 pub struct SessionService {
     keys: Arc<KeyManager>,
+    guard: Arc<Guard>,
 }
 
 impl SessionService {
-    pub fn new(keys: Arc<KeyManager>) -> Self {
-        SessionService { keys }
+    pub fn new(keys: Arc<KeyManager>, guard: Arc<Guard>) -> Self {
+        SessionService { keys, guard }
     }
 
     fn status(&self) -> Result<pb::StatusResponse> {
@@ -29,6 +32,25 @@ impl SessionService {
             version: env!("CARGO_PKG_VERSION").into(),
         })
     }
+
+    async fn unlock_store(
+        &self,
+        call: &mut Call,
+        passphrase: SecretString,
+    ) -> Result<pb::StatusResponse> {
+        self.guard.check(call, Permission::Session, None)?;
+        if secrecy::ExposeSecret::expose_secret(&passphrase).is_empty() {
+            return Err(Error::invalid("passphrase", "must not be empty"));
+        }
+        self.keys.unlocker()?.unlock(passphrase).await?;
+        self.status()
+    }
+
+    fn lock_store(&self, call: &mut Call) -> Result<pb::StatusResponse> {
+        self.guard.check(call, Permission::Session, None)?;
+        self.keys.unlocker()?.lock();
+        self.status()
+    }
 }
 
 #[tonic::async_trait]
@@ -38,28 +60,32 @@ impl pb::session_server::Session for SessionService {
         &self,
         request: Request<pb::UnlockRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
+        let mut call = self.guard.begin(&request, Rpc::Unlock)?;
         let mut request = request.into_inner();
         // Move the buffer into a zeroising secret without copying it.
         let passphrase = SecretString::from(std::mem::take(&mut request.passphrase));
-        if secrecy::ExposeSecret::expose_secret(&passphrase).is_empty() {
-            return Err(Error::invalid("passphrase", "must not be empty").into());
-        }
-        self.keys.unlocker()?.unlock(passphrase).await?;
-        Ok(Response::new(self.status()?))
+        let result = self.unlock_store(&mut call, passphrase).await;
+        self.guard.finish(call, result).await.map(Response::new)
     }
 
     async fn lock(
         &self,
-        _request: Request<pb::LockRequest>,
+        request: Request<pb::LockRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        self.keys.unlocker()?.lock();
-        Ok(Response::new(self.status()?))
+        let mut call = self.guard.begin(&request, Rpc::Lock)?;
+        let result = self.lock_store(&mut call);
+        self.guard.finish(call, result).await.map(Response::new)
     }
 
     async fn status(
         &self,
-        _request: Request<pb::StatusRequest>,
+        request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
-        Ok(Response::new(self.status()?))
+        let mut call = self.guard.begin(&request, Rpc::Status)?;
+        let result = self
+            .guard
+            .check(&mut call, Permission::Session, None)
+            .and_then(|()| self.status());
+        self.guard.finish(call, result).await.map(Response::new)
     }
 }

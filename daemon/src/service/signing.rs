@@ -1,6 +1,9 @@
-//! `tufkey.v1.Signing`: sign raw bytes, or a whole TUF metadata document.
+//! `tufkey.v1.Signing`: sign raw bytes, or a whole TUF metadata document (admitted
+//! under the memory budget of [`super::budget`]).
 
 use super::convert::{format_from_proto, format_to_proto, required_keyid};
+use super::guard::{Call, Guard, Rpc};
+use crate::access::Permission;
 use crate::blocking;
 use crate::error::Error;
 use crate::keys::{KeyManager, KeyRecord};
@@ -14,45 +17,47 @@ use tufkey_proto::v1 as pb;
 /// Handlers for signing RPCs.
 pub struct SigningService {
     keys: Arc<KeyManager>,
+    guard: Arc<Guard>,
 }
 
 impl SigningService {
-    pub fn new(keys: Arc<KeyManager>) -> Self {
-        SigningService { keys }
+    pub fn new(keys: Arc<KeyManager>, guard: Arc<Guard>) -> Self {
+        SigningService { keys, guard }
     }
-}
 
-#[tonic::async_trait]
-impl pb::signing_server::Signing for SigningService {
-    #[tracing::instrument(skip_all, fields(keyid = %request.get_ref().keyid, bytes = request.get_ref().payload.len()))]
-    async fn sign_raw(
+    async fn sign_raw_for(
         &self,
-        request: Request<pb::SignRawRequest>,
-    ) -> Result<Response<pb::SignRawResponse>, Status> {
-        let request = request.into_inner();
+        call: &mut Call,
+        request: pb::SignRawRequest,
+    ) -> Result<pb::SignRawResponse, Error> {
         let key = self.keys.get(required_keyid(&request.keyid)?).await?;
+        self.guard.check(call, Permission::Sign, Some(&key))?;
         let format = format_from_proto(request.format)?;
         let digest: [u8; 32] = Sha256::digest(&request.payload).into();
+        call.payload(&digest);
         let signature = self.keys.sign_digest(&key, &digest).await?;
-        Ok(Response::new(pb::SignRawResponse {
+        Ok(pb::SignRawResponse {
             keyid: key.keyid.clone(),
             format: format_to_proto(format) as i32,
             signature: signature::encode(&signature, format),
-        }))
+        })
     }
 
-    #[tracing::instrument(skip_all, fields(keys = ?request.get_ref().keyids, bytes = request.get_ref().document.len()))]
-    async fn sign_metadata(
+    async fn sign_metadata_for(
         &self,
-        request: Request<pb::SignMetadataRequest>,
-    ) -> Result<Response<pb::SignMetadataResponse>, Status> {
-        let request = request.into_inner();
+        call: &mut Call,
+        request: pb::SignMetadataRequest,
+    ) -> Result<pb::SignMetadataResponse, Error> {
         if request.keyids.is_empty() {
-            return Err(Error::invalid("keyids", "name at least one key to sign with").into());
+            return Err(Error::invalid(
+                "keyids",
+                "name at least one key to sign with",
+            ));
         }
         let mut keys: Vec<Arc<KeyRecord>> = Vec::with_capacity(request.keyids.len());
         for id in &request.keyids {
             let key = self.keys.get(required_keyid(id)?).await?;
+            self.guard.check(call, Permission::Sign, Some(&key))?;
             if !keys.iter().any(|seen| seen.keyid == key.keyid) {
                 keys.push(key);
             }
@@ -65,6 +70,8 @@ impl pb::signing_server::Signing for SigningService {
             Ok::<_, Error>((document, digest))
         })
         .await?;
+        call.payload(&digest);
+        call.metadata(document.summary());
         for key in &keys {
             let signature = self.keys.sign_digest(key, &digest).await?;
             document.add_signature(
@@ -73,9 +80,34 @@ impl pb::signing_server::Signing for SigningService {
             );
         }
         let document = blocking::run(move || Ok::<_, Error>(document.into_bytes())).await?;
-        Ok(Response::new(pb::SignMetadataResponse {
+        Ok(pb::SignMetadataResponse {
             document,
             signed_by: keys.iter().map(|key| key.keyid.clone()).collect(),
-        }))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl pb::signing_server::Signing for SigningService {
+    #[tracing::instrument(skip_all, fields(keyid = %request.get_ref().keyid, bytes = request.get_ref().payload.len()))]
+    async fn sign_raw(
+        &self,
+        request: Request<pb::SignRawRequest>,
+    ) -> Result<Response<pb::SignRawResponse>, Status> {
+        let mut call = self.guard.begin(&request, Rpc::SignRaw)?;
+        let result = self.sign_raw_for(&mut call, request.into_inner()).await;
+        self.guard.finish(call, result).await.map(Response::new)
+    }
+
+    #[tracing::instrument(skip_all, fields(keys = ?request.get_ref().keyids, bytes = request.get_ref().document.len()))]
+    async fn sign_metadata(
+        &self,
+        request: Request<pb::SignMetadataRequest>,
+    ) -> Result<Response<pb::SignMetadataResponse>, Status> {
+        let mut call = self.guard.begin(&request, Rpc::SignMetadata)?;
+        let result = self
+            .sign_metadata_for(&mut call, request.into_inner())
+            .await;
+        self.guard.finish(call, result).await.map(Response::new)
     }
 }

@@ -28,6 +28,33 @@ pub struct MetadataDocument {
     signed: Range<usize>,
     signatures: Vec<Value>,
     canonical_signed: Vec<u8>,
+    summary: MetadataSummary,
+}
+
+/// What the audit log says about a signed document: `signed._type`, `.version` and
+/// `.expires`, each when present with the expected JSON type.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MetadataSummary {
+    pub metadata_type: Option<String>,
+    pub version: Option<u64>,
+    pub expires: Option<String>,
+}
+
+impl MetadataSummary {
+    fn of(signed: &Json<'_>) -> Self {
+        let mut summary = MetadataSummary::default();
+        if let Json::Object(members) = signed {
+            for (name, value) in members {
+                match (name.as_ref(), value) {
+                    ("_type", Json::String(text)) => summary.metadata_type = Some(text.to_string()),
+                    ("version", Json::Unsigned(version)) => summary.version = Some(*version),
+                    ("expires", Json::String(text)) => summary.expires = Some(text.to_string()),
+                    _ => {}
+                }
+            }
+        }
+        summary
+    }
 }
 
 impl MetadataDocument {
@@ -77,6 +104,7 @@ impl MetadataDocument {
         })?;
         let mut canonical_signed = Vec::with_capacity(signed.get().len());
         tree.write_canonical(&mut canonical_signed);
+        let summary = MetadataSummary::of(&tree);
         let start = signed.get().as_ptr() as usize - text.as_ptr() as usize;
         let signed = start..start + signed.get().len();
         let signatures = envelope.signatures;
@@ -85,7 +113,13 @@ impl MetadataDocument {
             signed,
             signatures,
             canonical_signed,
+            summary,
         })
+    }
+
+    /// `_type`, `version` and `expires` of `signed`, for the audit log.
+    pub fn summary(&self) -> &MetadataSummary {
+        &self.summary
     }
 
     /// The canonical bytes of `signed`: what every signature covers.
@@ -149,6 +183,7 @@ mod tests {
         let input = br#"{"signatures":[{"keyid":"other","sig":"00"},{"keyid":"k","sig":"old"}], "signed": {"b": 1, "a": "<&>"}}"#;
         let mut document = MetadataDocument::parse(input.to_vec()).unwrap();
         assert_eq!(document.signed_bytes(), br#"{"a":"<&>","b":1}"#);
+        assert_eq!(document.summary(), &MetadataSummary::default());
         document.add_signature("k", "new".into());
         let out = document.into_bytes();
         assert!(out.starts_with(br#"{"signed":{"b": 1, "a": "<&>"},"signatures":"#));
@@ -156,6 +191,23 @@ mod tests {
         assert_eq!(
             out["signatures"],
             json!([{"keyid":"other","sig":"00"},{"keyid":"k","sig":"new"}])
+        );
+    }
+
+    #[test]
+    fn the_summary_names_type_version_and_expiry() {
+        let document = MetadataDocument::parse(
+            br#"{"signed":{"_type":"targets","version":7,"expires":"2030-01-01T00:00:00Z","targets":{}}}"#
+                .to_vec(),
+        )
+        .unwrap();
+        assert_eq!(
+            document.summary(),
+            &MetadataSummary {
+                metadata_type: Some("targets".into()),
+                version: Some(7),
+                expires: Some("2030-01-01T00:00:00Z".into()),
+            }
         );
     }
 }

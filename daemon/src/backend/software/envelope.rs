@@ -2,6 +2,7 @@
 //! XChaCha20-Poly1305 seals each secret with its public metadata as associated data.
 
 use super::error::{FileProblem, Result, SoftwareError};
+use crate::audit::AuditKey;
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
@@ -93,6 +94,11 @@ impl StoreKey {
     /// The parameters this key was derived with.
     pub fn params(&self) -> &KdfParams {
         &self.params
+    }
+
+    /// The audit log's HMAC key, derived from this key (HKDF, its own label).
+    pub fn audit_key(&self) -> AuditKey {
+        AuditKey::derive(self.key.as_ref())
     }
 
     /// Encrypts `secret`, binding `associated` (authenticated, not encrypted).

@@ -8,12 +8,16 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum SoftwareError {
     /// The keystore has no passphrase yet.
-    #[error("the keystore is locked: run `tufkey unlock`, or start tufkeyd with TUFKEY_PASSPHRASE set or a keyring entry")]
+    #[error("the keystore is locked: run `tufkey unlock`, or start tufkeyd with --secret-file, TUFKEY_PASSPHRASE set or a keyring entry")]
     Locked,
 
     /// The passphrase does not open the keystore.
     #[error("wrong passphrase for the keystore at {0}")]
     WrongPassphrase(PathBuf),
+
+    /// Wrong passphrases were given in a row; `Unlock` is refused until the back-off ends.
+    #[error("unlock refused: {failures} wrong passphrase{} in a row; wait {wait_secs} s, then run `tufkey unlock` again with the right passphrase", if *.failures == 1 { "" } else { "s" })]
+    BackingOff { failures: u32, wait_secs: u64 },
 
     /// A keystore file could not be read, parsed or decrypted.
     #[error("keystore file {path}: {problem}")]
@@ -31,6 +35,10 @@ pub enum SoftwareError {
         #[source]
         source: std::io::Error,
     },
+
+    /// The keystore secret file cannot be used; the problem says how to fix it.
+    #[error("keystore secret file {path}: {problem}")]
+    SecretFile { path: PathBuf, problem: String },
 
     /// The OS keyring refused an operation.
     #[error("OS keyring: {action}: {source}")]
@@ -141,8 +149,11 @@ impl SoftwareError {
 impl BackendFailure for SoftwareError {
     fn kind(&self) -> ErrorKind {
         match self {
-            SoftwareError::Locked => ErrorKind::FailedPrecondition,
+            SoftwareError::Locked | SoftwareError::SecretFile { .. } => {
+                ErrorKind::FailedPrecondition
+            }
             SoftwareError::WrongPassphrase(_) => ErrorKind::Unauthenticated,
+            SoftwareError::BackingOff { .. } => ErrorKind::Unavailable,
             SoftwareError::Unreadable { .. } | SoftwareError::Kdf(_) => ErrorKind::DataLoss,
             SoftwareError::NotHere(_) => ErrorKind::NotFound,
             SoftwareError::NotExportable(_) => ErrorKind::InvalidInput,

@@ -6,6 +6,13 @@
 //! zeroising memory; a `Lock` or the idle timeout drops them. A damaged or foreign
 //! file is reported by name and skipped; the other keys still load. Every disk
 //! access and the key derivation run on blocking threads.
+//!
+//! Key derivation (Argon2id, 64 MiB) is the costliest thing a caller can start, so
+//! it runs behind a single permit: one derivation at a time, whoever asks. Automatic
+//! unlock after the idle lock is single-flight (requests that find the store locked
+//! wait for the one derivation rather than each deriving), and after a wrong
+//! passphrase `Unlock` is refused at once for a back-off that doubles from 1 s to
+//! 60 s, so guessing costs the guesser time and the daemon nothing.
 
 mod directory;
 mod envelope;
@@ -16,8 +23,9 @@ mod passphrase;
 mod signer;
 
 pub use error::{FileProblem, SoftwareError};
-pub use passphrase::{PassphraseSource, ENV_VAR as PASSPHRASE_ENV_VAR};
+pub use passphrase::{PassphraseSource, SecretFile, ENV_VAR as PASSPHRASE_ENV_VAR};
 
+use crate::audit::AuditKey;
 use crate::blocking;
 use crate::keys::{
     now_rfc3339, Export, Import, ImportedKey, KeyBackend, KeyRecord, Location, LockState, NewKey,
@@ -37,8 +45,9 @@ use signer::DigestSigner;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
+use tokio::sync::MutexGuard as AsyncMutexGuard;
 
 /// How the software keystore is set up.
 #[derive(Clone, Debug)]
@@ -47,6 +56,9 @@ pub struct SoftwareConfig {
     pub dir: PathBuf,
     /// Whether to read (and for a new store, create) the passphrase in the OS keyring.
     pub use_keyring: bool,
+    /// A file holding the passphrase, tried before the keyring: `--secret-file`, else
+    /// systemd's `$CREDENTIALS_DIRECTORY/tufkey-secret`.
+    pub secret_file: Option<SecretFile>,
     /// Decrypted keys are dropped after this long without a signature.
     pub idle_timeout: Duration,
 }
@@ -64,6 +76,14 @@ pub struct SoftwareBackend {
     sources: AutomaticSources,
     /// False after an explicit Lock: automatic sources are not used again until Unlock.
     auto_unlock: Mutex<bool>,
+    /// The single key-derivation permit; holding it is the right to derive.
+    kdf: tokio::sync::Mutex<()>,
+    /// Wrong `Unlock` passphrases in a row, and until when `Unlock` is refused.
+    backoff: Mutex<Backoff>,
+    /// The audit log's key, derived at the first successful unlock and kept for the
+    /// daemon's lifetime: `Lock` and the idle lock drop the signing keys, not this,
+    /// so a locked daemon still records (and refuses) what callers ask of it.
+    audit_key: OnceLock<AuditKey>,
     state: RwLock<UnlockState>,
     stored: RwLock<HashMap<String, Arc<StoredKey>>>,
     unreadable: Mutex<Vec<String>>,
@@ -80,9 +100,16 @@ impl SoftwareBackend {
         let root = config.dir.clone();
         let dir = blocking::run(move || StoreDir::open(&root)).await?;
         let backend = Arc::new(SoftwareBackend {
-            sources: AutomaticSources::new(dir.root(), config.use_keyring),
+            sources: AutomaticSources::new(
+                dir.root(),
+                config.use_keyring,
+                config.secret_file.clone(),
+            )?,
             dir,
             auto_unlock: Mutex::new(true),
+            kdf: tokio::sync::Mutex::new(()),
+            backoff: Mutex::default(),
+            audit_key: OnceLock::new(),
             state: RwLock::default(),
             stored: RwLock::default(),
             unreadable: Mutex::default(),
@@ -91,7 +118,10 @@ impl SoftwareBackend {
             last_used_ms: AtomicU64::new(0),
         });
         backend.rescan().await?;
-        match backend.unlock_automatically().await {
+        let permit = backend.kdf.lock().await;
+        let unlocked = backend.unlock_automatically(&permit).await;
+        drop(permit);
+        match unlocked {
             Ok(true) => {}
             Ok(false) => {
                 tracing::warn!(store = %config.dir.display(), "keystore locked: run `tufkey unlock`, or set TUFKEY_PASSPHRASE")
@@ -101,11 +131,12 @@ impl SoftwareBackend {
         Ok(backend)
     }
 
-    /// Unlocks from the keyring or `TUFKEY_PASSPHRASE`; a brand-new store with
-    /// neither gets a random secret saved in the keyring. Returns whether unlocked.
-    async fn unlock_automatically(&self) -> Result<bool> {
+    /// Unlocks from the secret file, the keyring or `TUFKEY_PASSPHRASE`; a brand-new
+    /// store with none gets a random secret saved in the `--secret-file` or the
+    /// keyring. Returns whether unlocked.
+    async fn unlock_automatically(&self, permit: &KdfPermit<'_>) -> Result<bool> {
         if let Some((passphrase, source)) = self.sources.find() {
-            if let Err(error) = self.unlock_with(passphrase, source).await {
+            if let Err(error) = self.unlock_with(permit, passphrase, source).await {
                 // Never retry a wrong automatic passphrase: wait for an explicit Unlock.
                 *self.auto_unlock.lock().unwrap_or_else(|p| p.into_inner()) = false;
                 return Err(error);
@@ -113,17 +144,22 @@ impl SoftwareBackend {
             return Ok(true);
         }
         if self.is_new() {
-            if let Some(secret) = self.sources.create_in_keyring()? {
-                tracing::info!(store = %self.dir.root().display(), "new keystore: created a random passphrase in the OS keyring");
-                self.unlock_with(secret, PassphraseSource::Keyring).await?;
+            if let Some((secret, source)) = self.sources.create_for_new_store()? {
+                self.unlock_with(permit, secret, source).await?;
                 return Ok(true);
             }
         }
         Ok(false)
     }
 
-    /// Unlocks with `passphrase`. On a new store this sets the passphrase.
-    async fn unlock_with(&self, passphrase: SecretString, source: PassphraseSource) -> Result<()> {
+    /// Unlocks with `passphrase`. On a new store this sets the passphrase. Only the
+    /// holder of the key-derivation permit may derive.
+    async fn unlock_with(
+        &self,
+        _permit: &KdfPermit<'_>,
+        passphrase: SecretString,
+        source: PassphraseSource,
+    ) -> Result<()> {
         let dir = self.dir.clone();
         let existing = self.any_stored_key();
         let store_key = blocking::run(move || {
@@ -133,6 +169,7 @@ impl SoftwareBackend {
             Ok::<_, SoftwareError>(store_key)
         })
         .await?;
+        self.audit_key.get_or_init(|| store_key.audit_key());
         let mut state = self.write_state();
         state.signers.clear();
         state.store_key = Some(Arc::new(store_key));
@@ -206,13 +243,67 @@ impl SoftwareBackend {
         if let Some(key) = self.read_state().store_key.clone() {
             return Ok(key);
         }
-        let may_auto_unlock = *self.auto_unlock.lock().unwrap_or_else(|p| p.into_inner());
-        if may_auto_unlock && self.unlock_automatically().await? {
+        if !self.may_auto_unlock() {
+            return Err(SoftwareError::Locked);
+        }
+        // Single flight: whoever gets the permit first derives; the others find the
+        // key (or the refusal) when it is their turn, and do not derive again.
+        let permit = self.kdf.lock().await;
+        if let Some(key) = self.read_state().store_key.clone() {
+            return Ok(key);
+        }
+        if self.may_auto_unlock() && self.unlock_automatically(&permit).await? {
             if let Some(key) = self.read_state().store_key.clone() {
                 return Ok(key);
             }
         }
         Err(SoftwareError::Locked)
+    }
+
+    fn may_auto_unlock(&self) -> bool {
+        *self.auto_unlock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// An explicit `Unlock`: refused at once during a back-off; otherwise one
+    /// derivation behind the permit, and a wrong passphrase starts (or doubles) the
+    /// back-off.
+    async fn unlock_explicitly(&self, passphrase: SecretString) -> Result<()> {
+        self.refuse_while_backing_off()?;
+        let permit = self.kdf.lock().await;
+        // A derivation that ran while this one waited may have failed.
+        self.refuse_while_backing_off()?;
+        let result = self
+            .unlock_with(&permit, passphrase, PassphraseSource::Unlock)
+            .await;
+        let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        match &result {
+            Ok(()) => backoff.succeeded(),
+            Err(SoftwareError::WrongPassphrase(_)) => {
+                let wait = backoff.failed(Instant::now());
+                tracing::warn!(
+                    failures = backoff.failures,
+                    wait_secs = wait.as_secs(),
+                    "wrong keystore passphrase: Unlock refused until the back-off ends"
+                );
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn refuse_while_backing_off(&self) -> Result<()> {
+        let backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
+        match backoff.remaining(Instant::now()) {
+            Some(wait) => Err(SoftwareError::BackingOff {
+                failures: backoff.failures,
+                wait_secs: wait
+                    .as_millis()
+                    .div_ceil(1000)
+                    .try_into()
+                    .unwrap_or(u64::MAX),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Seals `signing_key` into a new key file and keeps it ready to sign.
@@ -261,6 +352,48 @@ impl SoftwareBackend {
     fn write_state(&self) -> std::sync::RwLockWriteGuard<'_, UnlockState> {
         self.state.write().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+/// The key-derivation permit, held.
+type KdfPermit<'a> = AsyncMutexGuard<'a, ()>;
+
+/// The first back-off after a wrong `Unlock` passphrase; each further one doubles it.
+const BACKOFF_FIRST: Duration = Duration::from_secs(1);
+/// The longest back-off.
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// Wrong `Unlock` passphrases in a row and the back-off they earned.
+#[derive(Debug, Default)]
+struct Backoff {
+    failures: u32,
+    until: Option<Instant>,
+}
+
+impl Backoff {
+    /// How long `Unlock` is still refused at `now`.
+    fn remaining(&self, now: Instant) -> Option<Duration> {
+        self.until
+            .map(|until| until.saturating_duration_since(now))
+            .filter(|wait| !wait.is_zero())
+    }
+
+    /// Counts a wrong passphrase at `now`; returns the back-off it starts.
+    fn failed(&mut self, now: Instant) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        let wait = backoff_after(self.failures);
+        self.until = Some(now + wait);
+        wait
+    }
+
+    fn succeeded(&mut self) {
+        *self = Backoff::default();
+    }
+}
+
+/// The back-off after `failures` wrong passphrases in a row: 1 s, 2 s, 4 s ... 60 s.
+fn backoff_after(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    (BACKOFF_FIRST * 2u32.pow(doublings)).min(BACKOFF_MAX)
 }
 
 /// KDF parameters: from store.json, else from a key file (store.json lost), else fresh.
@@ -386,9 +519,7 @@ impl KeyBackend for SoftwareBackend {
 #[async_trait]
 impl Unlock for SoftwareBackend {
     async fn unlock(&self, passphrase: SecretString) -> crate::error::Result<()> {
-        Ok(self
-            .unlock_with(passphrase, PassphraseSource::Unlock)
-            .await?)
+        Ok(self.unlock_explicitly(passphrase).await?)
     }
 
     /// Drops every decrypted key; automatic sources stay unused until the next Unlock.
@@ -410,6 +541,10 @@ impl Unlock for SoftwareBackend {
                 .unwrap_or_else(|p| p.into_inner())
                 .clone(),
         }
+    }
+
+    fn audit_key(&self) -> Option<AuditKey> {
+        self.audit_key.get().cloned()
     }
 }
 
@@ -440,5 +575,37 @@ impl Export for SoftwareBackend {
         }
         let signing_key = self.unseal(&key.keyid).await?;
         Ok(p256::SecretKey::from(signing_key.as_nonzero_scalar()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_unlock_backoff_doubles_from_one_second_to_a_minute() {
+        let waits: Vec<u64> = (1..=9).map(|n| backoff_after(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
+        assert_eq!(backoff_after(u32::MAX), BACKOFF_MAX);
+    }
+
+    #[test]
+    fn the_backoff_refuses_until_it_ends_and_a_success_clears_it() {
+        let mut backoff = Backoff::default();
+        let now = Instant::now();
+        assert_eq!(backoff.remaining(now), None);
+        assert_eq!(backoff.failed(now), Duration::from_secs(1));
+        assert_eq!(backoff.failed(now), Duration::from_secs(2));
+        assert_eq!(
+            backoff.remaining(now + Duration::from_millis(500)),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(backoff.remaining(now + Duration::from_secs(2)), None);
+        backoff.succeeded();
+        assert_eq!(
+            backoff.failed(now),
+            Duration::from_secs(1),
+            "counting restarts"
+        );
     }
 }

@@ -39,13 +39,19 @@ impl Devices for YubiKeyBackend {
         Ok(infos)
     }
 
-    async fn unlock(&self, serial: u32, pin: Pin, remember: bool) -> Result<PinUnlocked> {
+    async fn unlock(
+        &self,
+        serial: u32,
+        pin: Pin,
+        remember: bool,
+        force: bool,
+    ) -> Result<PinUnlocked> {
         pin::validate("pin", &pin)?;
         let device = self.presence.device(serial)?;
         let presence = self.presence.clone();
         let typed = pin.clone();
         let tries_left = on_device(device, move |yubikey| {
-            pin::verify_typed(&presence.pins, serial, yubikey, &typed)?;
+            pin::verify_typed_guarded(&presence.pins, serial, yubikey, &typed, force)?;
             Ok(yubikey.get_pin_retries()?)
         })
         .await?;
@@ -53,7 +59,7 @@ impl Devices for YubiKeyBackend {
             self.presence.pins.remember(serial, &pin)?;
         }
         self.presence.pins.store(serial, pin);
-        tracing::info!(serial, remember, "YubiKey unlocked");
+        tracing::info!(serial, remember, force, "YubiKey unlocked");
         Ok(PinUnlocked {
             tries_left,
             cache_seconds: self.presence.pins.ttl().as_secs(),
@@ -82,7 +88,8 @@ impl Devices for YubiKeyBackend {
             .clone()
             .unwrap_or_else(|| secrets.pin.clone());
         let report = on_device(device, move |yubikey| {
-            pin::verify_typed(&presence.pins, serial, yubikey, &secrets.pin)?;
+            // No `force` here: at one try left, `tufkey unlock --force` comes first.
+            pin::verify_typed_guarded(&presence.pins, serial, yubikey, &secrets.pin, false)?;
             mgmt::authenticate(yubikey, serial, true)?;
             mgmt::replace_with_random_protected(yubikey, &secrets.pin)?;
             if let (Some(puk), Some(new_puk)) = (&secrets.puk, &secrets.new_puk) {

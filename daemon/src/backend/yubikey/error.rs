@@ -48,6 +48,11 @@ pub enum YubiKeyError {
     #[error("YubiKey {serial} has 1 PIN try left, so tufkeyd will not use a cached PIN: run `tufkey unlock --serial {serial}` and type the PIN")]
     LastPinTry { serial: u32 },
 
+    /// One try left, and the caller typed a PIN without `force`: a wrong one would
+    /// block the device.
+    #[error("YubiKey {serial} has 1 PIN try left and a wrong PIN would block it, so tufkeyd did not try this one: if you are sure of the PIN, run `tufkey unlock --serial {serial} --force` (the right PIN resets the count); otherwise set a new PIN with the PUK (`ykman --device {serial} piv access unblock-pin`)")]
+    LastTypedPinTry { serial: u32 },
+
     /// A PIN or PUK of the wrong length (its content is never shown).
     #[error("invalid {what}: must be 6 to 8 characters")]
     BadPinLength { what: &'static str },
@@ -170,6 +175,7 @@ impl BackendFailure for YubiKeyError {
             | PinRequired { .. }
             | PinBlocked { .. }
             | LastPinTry { .. }
+            | LastTypedPinTry { .. }
             | DefaultManagementKey { .. }
             | UnknownManagementKey { .. }
             | SlotTaken { .. }

@@ -1,8 +1,9 @@
 //! PINs the daemon holds — per device serial, in zeroising memory, for a limited
 //! time (`--pin-cache-secs`), optionally remembered in the OS keyring so a restarted
 //! daemon finds them — and how they are verified on a card: never retried after a
-//! refusal, never used from the cache with one try left. Never logged, never in an
-//! error message.
+//! refusal, never used from the cache with one try left, and a typed PIN tried at one
+//! try left only when the caller says `force` (a wrong one would block the card).
+//! Never logged, never in an error message.
 
 use super::device::{card_error, CardResult};
 use super::error::YubiKeyError;
@@ -145,21 +146,42 @@ pub fn verify_cached(
     let pin = pins
         .get(serial)
         .ok_or(YubiKeyError::PinRequired { serial })?;
-    // An empty VERIFY answers the tries left without spending one (or success when
-    // the PIN is verified already, i.e. the counter is full).
-    match yubikey.verify_pin(&[]) {
-        Ok(()) => {}
-        Err(yubikey::Error::WrongPin { tries: 0 }) => {
-            return Err(YubiKeyError::PinBlocked { serial }.into())
-        }
-        Err(yubikey::Error::WrongPin { tries: 1 }) => {
-            return Err(YubiKeyError::LastPinTry { serial }.into())
-        }
-        Err(yubikey::Error::WrongPin { .. }) => {}
-        Err(error) => return Err(error.into()),
+    match tries_left(yubikey)? {
+        Some(0) => return Err(YubiKeyError::PinBlocked { serial }.into()),
+        Some(1) => return Err(YubiKeyError::LastPinTry { serial }.into()),
+        _ => {}
     }
     verify_typed(pins, serial, yubikey, &pin)?;
     Ok(pin)
+}
+
+/// Verifies a PIN a caller typed, once. At one try left it is tried only with
+/// `force`: a wrong PIN then blocks the card, so a mistyped PIN (or a caller guessing
+/// through the API) must not spend the last try by default.
+pub fn verify_typed_guarded(
+    pins: &PinCache,
+    serial: u32,
+    yubikey: &mut yubikey::YubiKey,
+    pin: &[u8],
+    force: bool,
+) -> CardResult<()> {
+    match tries_left(yubikey)? {
+        Some(0) => return Err(YubiKeyError::PinBlocked { serial }.into()),
+        Some(1) if !force => return Err(YubiKeyError::LastTypedPinTry { serial }.into()),
+        _ => {}
+    }
+    verify_typed(pins, serial, yubikey, pin)
+}
+
+/// The PIN tries left, from an empty VERIFY that spends none; `None` when the PIN is
+/// verified already in this card session (the counter is full then).
+fn tries_left(yubikey: &mut yubikey::YubiKey) -> CardResult<Option<u8>> {
+    match yubikey.verify_pin(&[]) {
+        Ok(()) => Ok(None),
+        Err(yubikey::Error::WrongPin { tries }) => Ok(Some(tries)),
+        Err(yubikey::Error::PinLocked) => Ok(Some(0)),
+        Err(error) => Err(error.into()),
+    }
 }
 
 /// Verifies a PIN once; a refusal clears the cache and reports the tries left.
