@@ -92,16 +92,13 @@ pub async fn serve(
             );
         }
     }
-    let result = listen_until(
-        listen,
-        services,
-        &keys,
-        &policy,
-        &guard,
-        stop.subscribe(),
-        shutdown,
-    )
-    .await;
+    let result = match routes(listen, services, &keys, &policy, &guard, stop.subscribe()).await {
+        Ok(routes) => {
+            let key_count = keys.list(None, None).len();
+            listen_until(listen, &services.limits, routes, key_count, shutdown).await
+        }
+        Err(error) => Err(error),
+    };
     stop.stop();
     while let Some(finished) = tasks.join_next().await {
         if let Err(error) = finished {
@@ -116,15 +113,11 @@ pub async fn serve(
 /// the socket.
 async fn listen_until(
     config: &ListenConfig,
-    services: &ServiceConfig,
-    keys: &Arc<KeyManager>,
-    policy: &Arc<Policy>,
-    guard: &Arc<Guard>,
-    stopping: Stopping,
+    limits: &LimitsConfig,
+    routes: Routes,
+    key_count: usize,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<()> {
-    let routes = routes(config, services, keys, policy, guard, stopping).await?;
-    let limits = &services.limits;
     let listeners = 1 + u64::from(config.tcp.is_some());
     limits::raise_open_file_limit(listeners * limits.max_connections as u64);
     // Set up every listener before serving on any, so a bad TCP setting fails the start.
@@ -134,7 +127,7 @@ async fn listen_until(
         .map(|tcp| tcp_listener(tcp, limits))
         .transpose()?;
     let unix_listener = unix::bind(&config.socket, config.allow_gids.first().copied())?;
-    tracing::info!(socket = %config.socket.display(), tcp = ?config.tcp.as_ref().map(|tcp| tcp.listen), keys = keys.list(None, None).len(), "tufkeyd listening");
+    tracing::info!(socket = %config.socket.display(), tcp = ?config.tcp.as_ref().map(|tcp| tcp.listen), keys = key_count, "tufkeyd listening");
 
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let stop_signal = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {

@@ -160,16 +160,19 @@ pub fn reset(serial: u32) {
 
 /// `tufkey unlock --serial N --pin-stdin` with `pin`.
 pub fn unlock(daemon: &Daemon, serial: u32, pin: &str) -> CliOutput {
-    daemon.cli_with_stdin(
-        &[
-            "--json",
-            "unlock",
-            "--serial",
-            &serial.to_string(),
-            "--pin-stdin",
-        ],
-        format!("{pin}\n").as_bytes(),
-    )
+    unlock_with(daemon, serial, pin, &[])
+}
+
+/// The same with `--force`: typed even with one PIN try left.
+pub fn unlock_forced(daemon: &Daemon, serial: u32, pin: &str) -> CliOutput {
+    unlock_with(daemon, serial, pin, &["--force"])
+}
+
+fn unlock_with(daemon: &Daemon, serial: u32, pin: &str, extra: &[&str]) -> CliOutput {
+    let serial = serial.to_string();
+    let mut args = vec!["--json", "unlock", "--serial", &serial, "--pin-stdin"];
+    args.extend_from_slice(extra);
+    daemon.cli_with_stdin(&args, format!("{pin}\n").as_bytes())
 }
 
 /// Generates a key on the card through the CLI and returns its `--json` description.

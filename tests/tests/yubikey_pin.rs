@@ -7,29 +7,14 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
-use tufkey_e2e::daemon::{CliOutput, Daemon, DaemonOptions, Sandbox};
+use tufkey_e2e::daemon::{Daemon, DaemonOptions, Sandbox};
 use tufkey_e2e::leak_scan::encodings_of;
 use tufkey_e2e::vcard::{
-    self, generate_on_card, sign_raw, signature_verifies, unlock, OTHER_PIN, PIN,
+    self, generate_on_card, sign_raw, signature_verifies, unlock, unlock_forced, OTHER_PIN, PIN,
 };
 
 const GUN: &str = "example.com/pin";
 const WRONG_PIN: &str = "24680135";
-
-/// `tufkey unlock --serial N --pin-stdin --force` with `pin`.
-fn unlock_forced(daemon: &Daemon, serial: u32, pin: &str) -> CliOutput {
-    daemon.cli_with_stdin(
-        &[
-            "--json",
-            "unlock",
-            "--serial",
-            &serial.to_string(),
-            "--pin-stdin",
-            "--force",
-        ],
-        format!("{pin}\n").as_bytes(),
-    )
-}
 
 fn tries_listed(daemon: &Daemon, serial: u32) -> u64 {
     let devices = daemon.cli_ok(&["--json", "device", "list"]).json();

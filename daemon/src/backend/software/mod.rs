@@ -14,6 +14,7 @@
 //! passphrase `Unlock` is refused at once for a back-off that doubles from 1 s to
 //! 60 s, so guessing costs the guesser time and the daemon nothing.
 
+mod backoff;
 mod directory;
 mod envelope;
 mod error;
@@ -33,6 +34,7 @@ use crate::keys::{
 };
 use crate::shutdown::Stopping;
 use async_trait::async_trait;
+use backoff::Backoff;
 use directory::StoreDir;
 use envelope::{KdfParams, StoreKey};
 use error::Result;
@@ -357,45 +359,6 @@ impl SoftwareBackend {
 /// The key-derivation permit, held.
 type KdfPermit<'a> = AsyncMutexGuard<'a, ()>;
 
-/// The first back-off after a wrong `Unlock` passphrase; each further one doubles it.
-const BACKOFF_FIRST: Duration = Duration::from_secs(1);
-/// The longest back-off.
-const BACKOFF_MAX: Duration = Duration::from_secs(60);
-
-/// Wrong `Unlock` passphrases in a row and the back-off they earned.
-#[derive(Debug, Default)]
-struct Backoff {
-    failures: u32,
-    until: Option<Instant>,
-}
-
-impl Backoff {
-    /// How long `Unlock` is still refused at `now`.
-    fn remaining(&self, now: Instant) -> Option<Duration> {
-        self.until
-            .map(|until| until.saturating_duration_since(now))
-            .filter(|wait| !wait.is_zero())
-    }
-
-    /// Counts a wrong passphrase at `now`; returns the back-off it starts.
-    fn failed(&mut self, now: Instant) -> Duration {
-        self.failures = self.failures.saturating_add(1);
-        let wait = backoff_after(self.failures);
-        self.until = Some(now + wait);
-        wait
-    }
-
-    fn succeeded(&mut self) {
-        *self = Backoff::default();
-    }
-}
-
-/// The back-off after `failures` wrong passphrases in a row: 1 s, 2 s, 4 s ... 60 s.
-fn backoff_after(failures: u32) -> Duration {
-    let doublings = failures.saturating_sub(1).min(16);
-    (BACKOFF_FIRST * 2u32.pow(doublings)).min(BACKOFF_MAX)
-}
-
 /// KDF parameters: from store.json, else from a key file (store.json lost), else fresh.
 fn kdf_params(dir: &StoreDir, existing: Option<&StoredKey>) -> Result<KdfParams> {
     if let Some(store_file) = dir.read_store_file()? {
@@ -432,8 +395,14 @@ impl KeyBackend for SoftwareBackend {
         SOFTWARE
     }
 
+    /// The keys `start` read from the directory (it has to, to tell a new store from
+    /// one whose passphrase it must check); files added later are picked up by `find`.
     async fn load(&self) -> crate::error::Result<Vec<KeyRecord>> {
-        Ok(self.rescan().await?)
+        Ok(self
+            .read_stored()
+            .values()
+            .map(|key| key.record.clone())
+            .collect())
     }
 
     /// A key file by TUF key ID, else (for Notary key IDs) a rescan of the directory.
@@ -575,37 +544,5 @@ impl Export for SoftwareBackend {
         }
         let signing_key = self.unseal(&key.keyid).await?;
         Ok(p256::SecretKey::from(signing_key.as_nonzero_scalar()))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_unlock_backoff_doubles_from_one_second_to_a_minute() {
-        let waits: Vec<u64> = (1..=9).map(|n| backoff_after(n).as_secs()).collect();
-        assert_eq!(waits, [1, 2, 4, 8, 16, 32, 60, 60, 60]);
-        assert_eq!(backoff_after(u32::MAX), BACKOFF_MAX);
-    }
-
-    #[test]
-    fn the_backoff_refuses_until_it_ends_and_a_success_clears_it() {
-        let mut backoff = Backoff::default();
-        let now = Instant::now();
-        assert_eq!(backoff.remaining(now), None);
-        assert_eq!(backoff.failed(now), Duration::from_secs(1));
-        assert_eq!(backoff.failed(now), Duration::from_secs(2));
-        assert_eq!(
-            backoff.remaining(now + Duration::from_millis(500)),
-            Some(Duration::from_millis(1500))
-        );
-        assert_eq!(backoff.remaining(now + Duration::from_secs(2)), None);
-        backoff.succeeded();
-        assert_eq!(
-            backoff.failed(now),
-            Duration::from_secs(1),
-            "counting restarts"
-        );
     }
 }
