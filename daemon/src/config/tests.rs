@@ -506,7 +506,7 @@ fn readme_settings_table_is_current() {
         return;
     }
     panic!(
-        "README.md's settings table differs from the declaration in daemon/src/config.rs.\n\
+        "README.md's settings table differs from the declaration in daemon/src/config/mod.rs.\n\
          Regenerate it: UPDATE_SETTINGS_TABLE=1 cargo test -p tufkeyd --lib readme_settings_table\n\
          It should read:\n{table}"
     );
