@@ -24,6 +24,7 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::UnixListenerStream;
+use tokio_stream::StreamExt;
 use tonic::service::{InterceptorLayer, Routes};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
@@ -141,7 +142,8 @@ async fn listen_until(
                 UnixListenerStream::new(unix_listener),
                 "unix",
                 limits.max_connections,
-            ),
+            )
+            .map(|accepted| accepted.map(peer::Identified::new)),
             stop_signal(stopped.clone()),
         );
     let tcp_server = async {
@@ -151,7 +153,7 @@ async fn listen_until(
             return Ok(());
         };
         server
-            .layer(InterceptorLayer::new(tls::identify))
+            .layer(InterceptorLayer::new(tls::Identify::default()))
             .add_routes(routes)
             .serve_with_incoming_shutdown(
                 limits::cap(incoming, "tcp", limits.max_connections),

@@ -18,7 +18,7 @@ mod verify;
 mod writer;
 
 pub use key::AuditKey;
-pub use log::{AuditConfig, AuditLog, Committer, Snapshot};
+pub use log::{AuditConfig, AuditLog, Committer, Expected, Snapshot};
 pub use record::{Record, GENESIS, OK};
 pub use verify::{verify, BadRecord, LogFile, Verified};
 pub use writer::Head;

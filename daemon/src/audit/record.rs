@@ -18,49 +18,51 @@ pub const GENESIS: &str = "00000000000000000000000000000000000000000000000000000
 /// What `result` says for a call that succeeded.
 pub const OK: &str = "ok";
 
-/// One line of the audit log.
+/// One line of the audit log. The fields are declared in the byte order of their
+/// JSON names, so serialising a record (with a sorted `caller`) gives its canonical
+/// form directly, without building and sorting a `Value` (a test holds this).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Record {
-    /// 1, 2, 3... across every file of the log.
-    pub seq: u64,
-    /// When it was written (RFC 3339, UTC).
-    pub time: String,
-    /// Who asked (`crate::access::Caller`, serialised).
-    pub caller: Value,
-    /// The gRPC method, e.g. `tufkey.v1.Signing/SignRaw`.
-    pub rpc: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keyid: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gun: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
-    /// Hex SHA-256 of what was signed (for metadata: the canonical `signed`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub payload_sha256: Option<String>,
     /// A signed metadata document's `_type`.
     #[serde(rename = "_type", default, skip_serializing_if = "Option::is_none")]
     pub metadata_type: Option<String>,
-    /// A signed metadata document's `version`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<u64>,
-    /// A signed metadata document's `expires`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<String>,
-    /// The device a device call was about.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub serial: Option<u32>,
-    /// `ok`, or the error's kind (`permission_denied`, `failed_precondition`, ...).
-    pub result: String,
+    /// Who asked (`crate::access::Caller`, serialised).
+    pub caller: Value,
     /// The error's message, when `result` is not `ok`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// Hex SHA-256 of the previous record's line ([`GENESIS`] for the first).
-    pub prev: String,
+    /// A signed metadata document's `expires`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gun: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyid: Option<String>,
     /// Hex HMAC-SHA256 of the canonical record without `mac`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub mac: String,
+    /// Hex SHA-256 of what was signed (for metadata: the canonical `signed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_sha256: Option<String>,
+    /// Hex SHA-256 of the previous record's line ([`GENESIS`] for the first).
+    pub prev: String,
+    /// `ok`, or the error's kind (`permission_denied`, `failed_precondition`, ...).
+    pub result: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// The gRPC method, e.g. `tufkey.v1.Signing/SignRaw`.
+    pub rpc: String,
+    /// 1, 2, 3... across every file of the log.
+    pub seq: u64,
+    /// The device a device call was about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serial: Option<u32>,
+    /// When it was written (RFC 3339, UTC).
+    pub time: String,
+    /// A signed metadata document's `version`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u64>,
 }
 
 impl Record {
@@ -84,13 +86,10 @@ impl Record {
         self.seq = seq;
         self.time = time;
         self.prev = prev;
+        self.caller = sorted(&self.caller);
         self.mac = String::new();
-        self.mac = key.mac(&canonical(&self.to_value()));
-        String::from_utf8(canonical(&self.to_value())).expect("serde_json writes UTF-8")
-    }
-
-    fn to_value(&self) -> Value {
-        serde_json::to_value(self).expect("a record is plain JSON data")
+        self.mac = key.mac(&serde_json::to_vec(self).expect("a record is plain JSON data"));
+        serde_json::to_string(self).expect("a record is plain JSON data")
     }
 }
 
@@ -153,6 +152,28 @@ mod tests {
         let value: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(canonical(&value), line.as_bytes(), "the line is canonical");
         assert!(line.starts_with(r#"{"caller":{"gid":1000,"kind":"unix","uid":1000},"keyid":"#));
+
+        // Every field set: the declaration order is the canonical order.
+        let mut full = Record {
+            metadata_type: Some("targets".into()),
+            gun: Some("docker.io/acme/app".into()),
+            role: Some("targets".into()),
+            payload_sha256: Some("cd".repeat(32)),
+            version: Some(7),
+            expires: Some("2030-01-01T00:00:00Z".into()),
+            serial: Some(1001),
+            ..record.clone()
+        };
+        full.set_result(&Err::<(), _>(Error::KeyNotFound("feed".into())));
+        let full_line = full.seal(
+            2,
+            "2026-01-01T00:00:01Z".into(),
+            line_hash(line.as_bytes()),
+            &key,
+        );
+        let full_value: Value = serde_json::from_str(&full_line).unwrap();
+        assert_eq!(full_value.as_object().unwrap().len(), 16, "{full_line}");
+        assert_eq!(canonical(&full_value), full_line.as_bytes(), "{full_line}");
         let mut without_mac = value.clone();
         let mac = without_mac.as_object_mut().unwrap().remove("mac").unwrap();
         assert!(key.verify(&canonical(&without_mac), mac.as_str().unwrap()));

@@ -1,6 +1,7 @@
 //! [`Writer`]: appends sealed records to the current file, fsyncs them, and rotates
-//! the file when it would grow past its size limit. It runs on a blocking thread,
-//! one batch at a time (see [`super::log`]).
+//! the file when a batch would grow it past its size limit (a batch is never split
+//! across files). It runs on the log's writer thread, one batch at a time (see
+//! [`super::log`]).
 //!
 //! A batch is all or nothing: if writing or syncing it fails, the file is cut back
 //! to where the batch began (so a full disk leaves no half record behind) and no

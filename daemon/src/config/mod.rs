@@ -273,7 +273,7 @@ struct Settings {
     audit_log: Option<PathBuf>,
 
     /// Rotate the audit log before its current file would grow past this many bytes
-    /// (the chain continues in the next file)
+    /// (the chain continues in the next file; records synced together stay in one file)
     #[arg(
         long,
         env = "TUFKEYD_AUDIT_MAX_BYTES",

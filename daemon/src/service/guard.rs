@@ -16,7 +16,7 @@
 //! ([`Rpc::audited`]); read-only calls only when the policy refuses them.
 
 use crate::access::{Authorize, Caller, Permission};
-use crate::audit::{AuditKey, AuditLog, Record};
+use crate::audit::{AuditKey, AuditLog, Expected, Record};
 use crate::error::{Error, Result};
 use crate::keys::{KeyManager, KeyRecord};
 use crate::tuf::metadata::MetadataSummary;
@@ -105,6 +105,8 @@ pub struct Call {
     /// The keys it touched; one record each (one without a key if none).
     keys: Vec<Arc<KeyRecord>>,
     denied: bool,
+    /// For a call that is always recorded: its announcement to the log.
+    announced: Option<Expected>,
 }
 
 impl Call {
@@ -223,6 +225,7 @@ impl Guard {
             caller,
             keys: Vec::new(),
             denied: false,
+            announced: rpc.audited().then(|| self.audit.expect()),
         })
     }
 
@@ -247,14 +250,15 @@ impl Guard {
     /// Records the call (when it must be) and only then lets its result out. A
     /// success whose record cannot be written becomes that error: nothing is
     /// returned unrecorded.
-    pub async fn finish<R>(&self, call: Call, result: Result<R>) -> Result<R, Status> {
+    pub async fn finish<R>(&self, mut call: Call, result: Result<R>) -> Result<R, Status> {
         if !call.rpc.audited() && !call.denied {
             return result.map_err(Status::from);
         }
         let rpc = call.rpc;
+        let announced = call.announced.take().unwrap_or_else(|| self.audit.expect());
         let records = call.into_records(&result);
         let written = match self.audit_key() {
-            Ok(key) => self.audit.write(records, key).await,
+            Ok(key) => self.audit.write(records, key, announced).await,
             Err(error) => Err(error),
         };
         match (written, result) {

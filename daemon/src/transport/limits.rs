@@ -6,9 +6,9 @@
 //!
 //! The cap sits between the listener and tonic: a connection carries its permit for
 //! as long as it lives (TLS handshake included), and its connection info is passed
-//! through unchanged, so the uid check (`UdsConnectInfo`) and the client-certificate
-//! check (`peer_certs()`, which wants exactly `TlsConnectInfo<TcpConnectInfo>`) see
-//! what they saw without the cap.
+//! through unchanged, so naming the Unix peer (`UdsConnectInfo`) and the client
+//! certificate check (`peer_certs()`, which wants exactly
+//! `TlsConnectInfo<TcpConnectInfo>`) see what they saw without the cap.
 
 use std::io;
 use std::pin::Pin;

@@ -1,5 +1,5 @@
 //! The optional TCP listener: mutual TLS (rustls through tonic), and the caller's
-//! identity taken from its verified client certificate on every request.
+//! identity taken from its verified client certificate for every request.
 //!
 //! The handshake itself refuses clients without a certificate from the configured
 //! CA, and must finish within `--tls-handshake-timeout-secs` (tonic runs it under
@@ -8,10 +8,14 @@
 //! IP address.
 
 use super::identity;
+use crate::access::Caller;
 use crate::config::TcpListenerConfig;
 use crate::error::{Error, Result};
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
+use tonic::service::Interceptor;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tonic::{Request, Status};
@@ -51,19 +55,52 @@ fn read_pem(path: &Path, action: &'static str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(Error::io(action, path))
 }
 
-/// A tonic interceptor: puts the [`crate::access::Caller`] the verified client
-/// certificate names into the request's extensions. What it may do is the policy's
-/// decision, per RPC.
-pub fn identify(mut request: Request<()>) -> Result<Request<()>, Status> {
-    let caller = {
-        let certificates = request.peer_certs().ok_or_else(|| {
-            Error::PeerUnknown("the TLS connection carries no client certificate".into())
-        })?;
-        let leaf = certificates.first().ok_or_else(|| {
-            Error::PeerUnknown("the TLS connection carries no client certificate".into())
-        })?;
-        identity::certificate_caller(leaf.as_ref())?
-    };
-    request.extensions_mut().insert(caller);
-    Ok(request)
+/// The most client certificates [`Identify`] remembers; when full it starts over.
+const REMEMBERED_CERTIFICATES: usize = 256;
+
+/// A tonic interceptor: puts the [`Caller`] the verified client certificate names
+/// into each request's extensions. What it may do is the policy's decision, per RPC.
+/// A certificate is parsed once: callers are remembered by the certificate's exact
+/// bytes (a bounded set, forgotten all at once when full), so requests on a
+/// connection do not each parse it again.
+#[derive(Clone, Default)]
+pub struct Identify {
+    remembered: Arc<Mutex<HashMap<Vec<u8>, Caller>>>,
+}
+
+impl Interceptor for Identify {
+    fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
+        let caller = {
+            let certificates = request.peer_certs().ok_or_else(|| {
+                Error::PeerUnknown("the TLS connection carries no client certificate".into())
+            })?;
+            let leaf = certificates.first().ok_or_else(|| {
+                Error::PeerUnknown("the TLS connection carries no client certificate".into())
+            })?;
+            self.caller(leaf.as_ref())?
+        };
+        request.extensions_mut().insert(caller);
+        Ok(request)
+    }
+}
+
+impl Identify {
+    fn caller(&self, der: &[u8]) -> Result<Caller> {
+        if let Some(caller) = self.remembered().get(der) {
+            return Ok(caller.clone());
+        }
+        let caller = identity::certificate_caller(der)?;
+        let mut remembered = self.remembered();
+        if remembered.len() >= REMEMBERED_CERTIFICATES {
+            remembered.clear();
+        }
+        remembered.insert(der.to_vec(), caller.clone());
+        Ok(caller)
+    }
+
+    fn remembered(&self) -> MutexGuard<'_, HashMap<Vec<u8>, Caller>> {
+        self.remembered
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
