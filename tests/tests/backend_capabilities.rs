@@ -55,6 +55,8 @@ async fn the_software_keystore_imports_and_exports_only_exportable_keys() {
                 role: "root".parse().unwrap(),
                 exportable: true,
                 secret: secret.clone(),
+                placement: Placement::Default,
+                created_at: None,
             },
         )
         .await
@@ -97,6 +99,8 @@ async fn the_software_keystore_imports_and_exports_only_exportable_keys() {
                 role: "root".parse().unwrap(),
                 exportable: false,
                 secret: p256::SecretKey::random(&mut rand_core::OsRng),
+                placement: Placement::Default,
+                created_at: None,
             },
         )
         .await

@@ -39,6 +39,10 @@ pub struct ImportedKey {
     pub exportable: bool,
     /// The private scalar; zeroised when dropped.
     pub secret: p256::SecretKey,
+    /// Where in the backend (a YubiKey's serial and slot), or its default.
+    pub placement: Placement,
+    /// When the key was first created (RFC 3339, kept across backups); `None`: now.
+    pub created_at: Option<String>,
 }
 
 /// A place that holds private keys and signs with them.

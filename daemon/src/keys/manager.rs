@@ -251,6 +251,23 @@ impl KeyManager {
         Ok(key)
     }
 
+    /// Destroys one copy of a key: the private half `key.location` names, and its
+    /// registry entry only if that is the copy the registry points at (a key moved
+    /// onto a YubiKey keeps its key ID, and the registry then names the card).
+    pub async fn delete_copy(&self, key: &KeyRecord) -> Result<()> {
+        self.backend(key.location.backend())?.delete(key).await?;
+        let mut index = self.write_index();
+        if index
+            .by_keyid
+            .get(&key.keyid)
+            .is_some_and(|current| current.location == key.location)
+        {
+            index.remove(key);
+        }
+        tracing::info!(keyid = %key.keyid, backend = key.location.backend(), "deleted a copy of a key");
+        Ok(())
+    }
+
     /// Signs a SHA-256 digest with the key.
     pub async fn sign_digest(&self, key: &KeyRecord, digest: &[u8; 32]) -> Result<Signature> {
         self.backend(key.location.backend())?

@@ -19,4 +19,4 @@ pub use location::{
 };
 pub use manager::{Backends, KeyManager};
 pub use names::{Gun, Role};
-pub use record::{now_rfc3339, KeyRecord};
+pub use record::{now_rfc3339, KeyRecord, Origin};

@@ -20,6 +20,7 @@ use trussed::{
 };
 
 use crate::dispatch::{Dispatch, BACKENDS};
+use crate::import::Injection;
 
 /// Largest response the application may produce (certificates are < 3 KiB).
 const REPLY_CAP: usize = 8192;
@@ -55,7 +56,8 @@ impl<'a> trussed::platform::Platform for CardPlatform<'a> {
 }
 
 /// Start the card thread. `state_file`: persistent storage, or RAM if None.
-pub fn spawn(state_file: Option<PathBuf>) -> std::io::Result<Sender<Msg>> {
+/// `injection`: imported P-256 scalars the next key generation takes instead.
+pub fn spawn(state_file: Option<PathBuf>, injection: Injection) -> std::io::Result<Sender<Msg>> {
     let (tx, rx) = mpsc::channel();
     let (init_tx, init_rx) = mpsc::channel();
     thread::Builder::new()
@@ -69,7 +71,7 @@ pub fn spawn(state_file: Option<PathBuf>) -> std::io::Result<Sender<Msg>> {
             match cfg {
                 Ok(cfg) => {
                     let _ = init_tx.send(Ok(()));
-                    card_thread(cfg, rx)
+                    card_thread(cfg, rx, injection)
                 }
                 Err(e) => {
                     let _ = init_tx.send(Err(e));
@@ -82,7 +84,7 @@ pub fn spawn(state_file: Option<PathBuf>) -> std::io::Result<Sender<Msg>> {
     Ok(tx)
 }
 
-fn card_thread(mut cfg: StoreConfig<'static>, rx: Receiver<Msg>) {
+fn card_thread(mut cfg: StoreConfig<'static>, rx: Receiver<Msg>, injection: Injection) {
     let mut boots = 0u64;
     loop {
         boots += 1;
@@ -101,7 +103,7 @@ fn card_thread(mut cfg: StoreConfig<'static>, rx: Receiver<Msg>) {
             runner.add_endpoint(responder, "piv", BACKENDS);
             let client: ClientImplementation<'_, _, Dispatch> =
                 ClientImplementation::new(requester, runner.syscall(), None);
-            runner.run(platform, Dispatch::new(), || {
+            runner.run(platform, Dispatch::new(injection.clone()), || {
                 let mut app = Authenticator::new(client, Options::default());
                 serve(&mut app, &rx)
             })

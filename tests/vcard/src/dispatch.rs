@@ -1,6 +1,8 @@
 //! Trussed backend dispatch: core + trussed-auth backend + trussed-staging
 //! backend (chunked, hpke, wrap-key-to-file) — the extensions that
-//! `piv_authenticator::Client` requires.
+//! `piv_authenticator::Client` requires — plus the P-256 import
+//! ([`crate::import`]): a P-256 key generation while an imported scalar is
+//! pending stores that scalar instead.
 
 use trussed::{
     backend::{Backend as _, BackendId},
@@ -14,9 +16,11 @@ use trussed_auth_backend::{AuthBackend, AuthContext, FilesystemLayout};
 use trussed_chunked::ChunkedExtension;
 use trussed_core::{
     api::{reply, request, Reply, Request},
-    types::Location,
+    types::{KeySerialization, Location, Mechanism},
     Error,
 };
+
+use crate::import::Injection;
 use trussed_hpke::HpkeExtension;
 use trussed_staging::{StagingBackend, StagingContext};
 use trussed_wrap_key_to_file::WrapKeyToFileExtension;
@@ -67,14 +71,50 @@ pub const BACKENDS: &[BackendId<Backend>] = &[
 pub struct Dispatch {
     auth: AuthBackend,
     staging: StagingBackend,
+    injection: Injection,
 }
 
 impl Dispatch {
-    pub fn new() -> Self {
+    pub fn new(injection: Injection) -> Self {
         Self {
             auth: AuthBackend::new(Location::Internal, FilesystemLayout::V0),
             staging: StagingBackend::default(),
+            injection,
         }
+    }
+
+    /// A P-256 key generation while an import is pending: the core stores the
+    /// imported scalar (`UnsafeInjectKey`) and the generation gets its key ID.
+    fn inject<P: Platform>(
+        &mut self,
+        request: &Request,
+        ctx: &mut Context<DispatchContext>,
+        resources: &mut ServiceResources<P>,
+    ) -> Option<Result<Reply, Error>> {
+        let Request::GenerateKey(generate) = request else {
+            return None;
+        };
+        if generate.mechanism != Mechanism::P256 {
+            return None;
+        }
+        let scalar = self.injection.take()?;
+        let inject = Request::UnsafeInjectKey(request::UnsafeInjectKey {
+            mechanism: Mechanism::P256,
+            raw_key: match scalar.as_slice().try_into() {
+                Ok(raw_key) => raw_key,
+                Err(_) => return Some(Err(Error::InvalidSerializedKey)),
+            },
+            attributes: generate.attributes.clone(),
+            format: KeySerialization::Raw,
+        });
+        Some(match resources.reply_to(&mut ctx.core, &inject) {
+            Ok(Reply::UnsafeInjectKey(injected)) => {
+                log::info!("P-256 key imported (in place of a generated one)");
+                Ok(Reply::GenerateKey(reply::GenerateKey { key: injected.key }))
+            }
+            Ok(_) => Err(Error::InternalError),
+            Err(error) => Err(error),
+        })
     }
 }
 
@@ -96,6 +136,10 @@ impl ExtensionDispatch for Dispatch {
         request: &Request,
         resources: &mut ServiceResources<P>,
     ) -> Result<Reply, Error> {
+        // The first backend asked: an import is served before anything else.
+        if let Some(injected) = self.inject(request, ctx, resources) {
+            return injected;
+        }
         match backend {
             Backend::Auth => {
                 self.auth

@@ -12,6 +12,7 @@
 
 mod card;
 mod dispatch;
+mod import;
 mod store;
 
 use std::{path::PathBuf, sync::mpsc, thread, time::Duration};
@@ -36,6 +37,8 @@ const INS_GET_DATA: u8 = 0xCB;
 const INS_GET_SERIAL: u8 = 0xF8;
 const INS_GET_METADATA: u8 = 0xF7;
 const INS_GET_VERSION: u8 = 0xFD;
+const INS_GENERATE: u8 = 0x47;
+const INS_IMPORT_KEY: u8 = 0xFE;
 /// GET DATA request for the Key History Object (5FC10C).
 const GET_KEY_HISTORY: [u8; 5] = [0x5C, 0x03, 0x5F, 0xC1, 0x0C];
 
@@ -69,6 +72,8 @@ struct VCard {
     pending: Vec<u8>,
     /// A power cycle happened; restart the app before the next command.
     reset_due: bool,
+    /// Hands an imported P-256 scalar to the trussed dispatch.
+    injection: import::Injection,
 }
 
 impl VCard {
@@ -177,6 +182,17 @@ impl VCard {
             // factory YubiKey has none, and yubikey 0.8's `Key::list` (piv_keys)
             // reads 5FC10C as a certificate and fails on it. Hide it.
             INS_GET_DATA if data == GET_KEY_HISTORY => (Vec::new(), 0x6A82),
+            INS_IMPORT_KEY if p1 == import::P256 => match import::scalar(&data) {
+                Some(scalar) => {
+                    self.injection.set(scalar);
+                    let (_, sw) = self.forward(cla, INS_GENERATE, 0x00, p2, &import::GENERATE_P256);
+                    // Refused before the key was made (e.g. not authenticated):
+                    // never leave the scalar for a later generation.
+                    let _ = self.injection.take();
+                    (Vec::new(), sw)
+                }
+                None => (Vec::new(), 0x6A80),
+            },
             _ => {
                 let (out, sw) = self.forward(cla, ins, p1, p2, &data);
                 if ins == INS_GET_DATA && sw == 0x6A80 {
@@ -226,7 +242,8 @@ fn main() {
     .init();
     let args = Args::parse();
 
-    let app = match card::spawn(args.state_file.clone()) {
+    let injection = import::Injection::default();
+    let app = match card::spawn(args.state_file.clone(), injection.clone()) {
         Ok(tx) => tx,
         Err(e) => {
             log::error!("cannot open card storage: {e}");
@@ -239,6 +256,7 @@ fn main() {
         chain: None,
         pending: Vec::new(),
         reset_due: true,
+        injection,
     };
     let addr = format!("{}:{}", args.vpcd_host, args.vpcd_port);
     log::info!(

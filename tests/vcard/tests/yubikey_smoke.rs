@@ -330,6 +330,47 @@ fn piv_keys_lists_certified_slots() {
     }
 }
 
+/// Yubico's P-256 import: needs the management key, then the slot signs as the
+/// imported key; a refused import leaves nothing behind for later generations.
+#[test]
+fn import_p256_needs_the_management_key_and_signs_as_the_imported_key() {
+    let (_g, serials) = setup("import_p256_needs_the_management_key_and_signs_as_the_imported_key");
+    let mut yk = open(serials[0]);
+    let slot = SlotId::Retired(RetiredSlotId::R5);
+    let secret = p256::SecretKey::random(&mut rand_core::OsRng);
+    let imported = VerifyingKey::from(&p256::ecdsa::SigningKey::from(&secret));
+    let import = |yk: &mut YubiKey| {
+        piv::import_ecc_key(
+            yk,
+            slot,
+            AlgorithmId::EccP256,
+            &secret.to_bytes(),
+            TouchPolicy::Never,
+            PinPolicy::Once,
+        )
+    };
+
+    yk.verify_pin(PIN).expect("verify PIN");
+    assert!(
+        matches!(import(&mut yk), Err(Error::AuthenticationError)),
+        "import without the management key"
+    );
+    admin(&mut yk);
+    let generated = generate(&mut yk, slot);
+    assert_ne!(generated, imported, "a refused import is not used later");
+
+    admin(&mut yk);
+    import(&mut yk).expect("import P-256");
+    sign_and_verify(&mut yk, slot, &imported, b"imported");
+    admin(&mut yk);
+    let fresh = generate(&mut yk, slot);
+    assert_ne!(
+        fresh, imported,
+        "generation after an import makes a new key"
+    );
+    sign_and_verify(&mut yk, slot, &fresh, b"generated again");
+}
+
 /// What the virtual card does not do (documented in README.md).
 #[test]
 fn unsupported_features_fail_cleanly() {

@@ -7,7 +7,7 @@
 
 use super::envelope::{KdfParams, Sealed, StoreKey};
 use super::error::{FileProblem, Result, SoftwareError};
-use crate::keys::{KeyRecord, Location};
+use crate::keys::{KeyRecord, Location, Origin};
 use p256::ecdsa::SigningKey;
 use p256::pkcs8::DecodePublicKey;
 use p256::PublicKey;
@@ -28,7 +28,15 @@ struct PublicPart {
     public_pem: String,
     created_at: String,
     exportable: bool,
+    /// `imported` for a key brought in from elsewhere; absent for one generated here
+    /// (and in files written before origins were recorded, so their associated data
+    /// is unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    origin: Option<String>,
 }
+
+/// What [`PublicPart::origin`] says for an imported key.
+const IMPORTED: &str = "imported";
 
 #[derive(Serialize, Deserialize)]
 struct KeyFile {
@@ -59,6 +67,7 @@ impl StoredKey {
             public_pem: crate::tuf::key_json::public_key_pem(&record.public_key),
             created_at: record.created_at.clone(),
             exportable: record.exportable,
+            origin: (record.origin == Origin::Imported).then(|| IMPORTED.to_owned()),
         };
         let mut scalar = signing_key.to_bytes();
         let secret = Zeroizing::new(scalar.to_vec());
@@ -100,6 +109,11 @@ impl StoredKey {
             file.public.created_at.clone(),
             file.public.exportable,
         );
+        let record = match file.public.origin.as_deref() {
+            None => record,
+            Some(IMPORTED) => record.imported(),
+            Some(other) => return Err(FileProblem::UnsupportedFormat(format!("origin {other:?}"))),
+        };
         if record.keyid != file.public.keyid || record.keyid != expected_keyid {
             return Err(FileProblem::KeyIdMismatch);
         }
@@ -168,5 +182,71 @@ impl StoreFile {
         store_key
             .open(&self.check, STORE_CHECK_CONTEXT)
             .is_ok_and(|value| value.as_slice() == STORE_CHECK_CONTEXT)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyRecord;
+    use secrecy::SecretString;
+
+    fn store_key() -> StoreKey {
+        let params = KdfParams {
+            memory_kib: 64,
+            iterations: 1,
+            ..KdfParams::fresh()
+        };
+        params.derive(&SecretString::from("store")).unwrap()
+    }
+
+    /// Rewrites one field of the public part in a sealed key file's JSON.
+    fn edit(
+        bytes: &[u8],
+        edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+    ) -> Vec<u8> {
+        let mut file: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+        edit(file["public"].as_object_mut().unwrap());
+        serde_json::to_vec(&file).unwrap()
+    }
+
+    #[test]
+    fn flipping_exportable_or_origin_on_disk_makes_the_key_unreadable() {
+        let store_key = store_key();
+        let signing_key = SigningKey::random(&mut rand_core::OsRng);
+        let record = KeyRecord::new(
+            (*signing_key.verifying_key()).into(),
+            "example.com/app".parse().unwrap(),
+            "root".parse().unwrap(),
+            Location::Software,
+            "2026-01-01T00:00:00Z".into(),
+            false,
+        )
+        .imported();
+        let (_, bytes) = StoredKey::seal(&record, &signing_key, &store_key).unwrap();
+        let stored = StoredKey::parse(&bytes, &record.keyid).unwrap();
+        assert_eq!(stored.record.origin, Origin::Imported);
+        assert!(!stored.record.exportable);
+        assert!(stored.unseal(&store_key).is_ok());
+
+        let exportable = edit(&bytes, |public| {
+            public.insert("exportable".into(), true.into());
+        });
+        let flipped = StoredKey::parse(&exportable, &record.keyid).unwrap();
+        assert!(
+            flipped.record.exportable,
+            "the edit is what the file now says"
+        );
+        assert!(
+            flipped.unseal(&store_key).is_err(),
+            "an exportable flag turned on by hand must not open the key"
+        );
+
+        let generated = edit(&bytes, |public| {
+            public.remove("origin");
+        });
+        let claimed = StoredKey::parse(&generated, &record.keyid).unwrap();
+        assert_eq!(claimed.record.origin, Origin::Generated);
+        assert!(claimed.unseal(&store_key).is_err());
     }
 }

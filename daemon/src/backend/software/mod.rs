@@ -30,7 +30,7 @@ use crate::audit::AuditKey;
 use crate::blocking;
 use crate::keys::{
     now_rfc3339, Export, Import, ImportedKey, KeyBackend, KeyRecord, Location, LockState, NewKey,
-    Placement, Unlock, SOFTWARE,
+    Origin, Placement, Unlock, SOFTWARE,
 };
 use crate::shutdown::Stopping;
 use async_trait::async_trait;
@@ -309,16 +309,23 @@ impl SoftwareBackend {
     }
 
     /// Seals `signing_key` into a new key file and keeps it ready to sign.
-    async fn store_new_key(&self, signing_key: SigningKey, new_key: &NewKey) -> Result<KeyRecord> {
+    async fn store_new_key(
+        &self,
+        signing_key: SigningKey,
+        new_key: &NewKey,
+        origin: Origin,
+        created_at: String,
+    ) -> Result<KeyRecord> {
         let store_key = self.store_key().await?;
-        let record = KeyRecord::new(
+        let mut record = KeyRecord::new(
             (*signing_key.verifying_key()).into(),
             new_key.gun.clone(),
             new_key.role.clone(),
             Location::Software,
-            now_rfc3339(),
+            created_at,
             new_key.exportable,
         );
+        record.origin = origin;
         let (stored, bytes) = StoredKey::seal(&record, &signing_key, &store_key)?;
         let dir = self.dir.clone();
         let keyid = record.keyid.clone();
@@ -432,7 +439,12 @@ impl KeyBackend for SoftwareBackend {
             ));
         }
         Ok(self
-            .store_new_key(SigningKey::random(&mut OsRng), new_key)
+            .store_new_key(
+                SigningKey::random(&mut OsRng),
+                new_key,
+                Origin::Generated,
+                now_rfc3339(),
+            )
             .await?)
     }
 
@@ -527,7 +539,14 @@ impl Import for SoftwareBackend {
             exportable: key.exportable,
             placement: Placement::Software,
         };
-        Ok(self.store_new_key(signing_key, &new_key).await?)
+        Ok(self
+            .store_new_key(
+                signing_key,
+                &new_key,
+                Origin::Imported,
+                key.created_at.unwrap_or_else(now_rfc3339),
+            )
+            .await?)
     }
 }
 

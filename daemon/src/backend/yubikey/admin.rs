@@ -7,7 +7,7 @@ use super::key_backend::location;
 use super::{attest, mgmt, on_device, pin, YubiKeyBackend};
 use crate::error::Result;
 use crate::keys::{
-    Attestation, DeviceEvent, DeviceInfo, Devices, InitReport, InitSecrets, KeyRecord, Pin,
+    Attestation, DeviceEvent, DeviceInfo, Devices, InitReport, InitSecrets, KeyRecord, Origin, Pin,
     PinUnlocked,
 };
 use async_trait::async_trait;
@@ -123,9 +123,17 @@ impl Devices for YubiKeyBackend {
         Ok(report)
     }
 
-    /// The key's attestation chain, verified up to the pinned Yubico root.
+    /// The key's attestation chain, verified up to the pinned Yubico root. An
+    /// imported key has none: attestation proves generation on the device.
     async fn attest(&self, key: &KeyRecord) -> Result<Attestation> {
         let at = location(key)?;
+        if key.origin == Origin::Imported {
+            return Err(YubiKeyError::NotAttestable {
+                serial: at.serial,
+                keyid: key.keyid.clone(),
+            }
+            .into());
+        }
         let device = self.presence.device(at.serial)?;
         let chain = on_device(device, move |yubikey| {
             attest::fetch_chain(yubikey, at.serial, at.slot)

@@ -108,8 +108,8 @@ pub fn verify_chain(
     Ok(root.tbs_certificate.subject.to_string())
 }
 
-/// Checks that `issuer` signed `certificate`.
-fn verify_signed_by(certificate: &Certificate, issuer: &Certificate) -> Result<(), String> {
+/// Checks that `issuer` signed `certificate` (itself, for a self-signed one).
+pub fn verify_signed_by(certificate: &Certificate, issuer: &Certificate) -> Result<(), String> {
     let subject = certificate.tbs_certificate.subject.to_string();
     let bad = |reason: String| format!("certificate {subject}: {reason}");
     if certificate.tbs_certificate.issuer != issuer.tbs_certificate.subject {

@@ -3,7 +3,7 @@
 //! device alone (the software store is not needed):
 //!
 //! ```text
-//! subject      O=tufkey, OU=<role>, CN=<gun>
+//! subject      O=tufkey, OU=<role>, CN=<gun>[, description=origin=imported]
 //!              (each a UTF8String; CN = GUN as in Notary's root certificates)
 //! extension    1.3.6.1.4.1.41482.3.8 (non-critical): PIN policy, touch policy
 //! notBefore    the key's creation time
@@ -23,11 +23,22 @@
 //! when present, the description is the fallback. A tufkey certificate with
 //! neither is damaged.
 //!
+//! A key imported onto the card (moved from software, or put on a spare card)
+//! says so with `description=origin=imported`, so every host reports its origin
+//! and never presents it as attestable. Only certificates with the policy
+//! extension read the description this way; a certificate without it (the first
+//! release's, all generated on the card) and one without a description are of
+//! keys generated on the device. The origin goes in the subject because tufkey
+//! owns no OID arc for an extension of its own (and `2.25.<UUID>` arcs are too
+//! large for the `der` crate); a reader that knows the extension but not the
+//! origin (the daemon before imports existed) ignores the description and still
+//! reads the key, as generated on the device.
+//!
 //! Certificates whose subject lacks `O=tufkey` belong to other tools and are left
 //! alone.
 
 use super::slots;
-use crate::keys::{Gun, PinPolicy, Role, TouchPolicy};
+use crate::keys::{Gun, KeyRecord, Origin, PinPolicy, PivSlot, Role, TouchPolicy, YubiKeyLocation};
 use std::time::Duration;
 use x509_cert::attr::AttributeTypeAndValue;
 use x509_cert::builder::CertificateBuilder;
@@ -46,6 +57,8 @@ const DESCRIPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.4.13");
 /// Yubico's PIN and touch policy extension (PIV attestation).
 const POLICY_EXTENSION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6.1.4.1.41482.3.8");
 const MARKER: &str = "tufkey";
+/// The description of an imported key's certificate (the only one written).
+const IMPORTED: &str = "origin=imported";
 /// Long enough to never matter; TUF metadata carries its own expiry.
 pub const VALIDITY: Duration = Duration::from_secs(20 * 365 * 24 * 60 * 60);
 
@@ -56,18 +69,24 @@ pub struct KeyMetadata {
     pub role: Role,
     pub touch_policy: TouchPolicy,
     pub pin_policy: PinPolicy,
+    /// Generated on the device, or imported onto it (never [`Origin::Generated`],
+    /// which is software's).
+    pub origin: Origin,
 }
 
 impl KeyMetadata {
     /// The certificate subject naming this key's owner: `O=tufkey, OU=<role>,
-    /// CN=<gun>`. The policies go in the extension ([`Self::add_policy_extension`]).
+    /// CN=<gun>`, plus `description=origin=imported` for an imported key. The
+    /// policies go in the extension ([`Self::add_policy_extension`]).
     pub fn subject(&self) -> Result<Name, String> {
+        let imported = (self.origin == Origin::Imported).then_some((DESCRIPTION, IMPORTED));
         let rdns = [
             (ORGANIZATION, MARKER),
             (ORGANIZATIONAL_UNIT, self.role.as_str()),
             (COMMON_NAME, self.gun.as_str()),
         ]
         .into_iter()
+        .chain(imported)
         .map(|(oid, text)| {
             let value = Utf8StringRef::new(text).map_err(|error| error.to_string())?;
             let attribute = AttributeTypeAndValue {
@@ -102,10 +121,37 @@ impl KeyMetadata {
             })
     }
 
+    /// The record of the key this metadata describes, in `slot` of card `serial`.
+    pub fn into_record(
+        self,
+        public_key: p256::PublicKey,
+        created_at: String,
+        serial: u32,
+        slot: PivSlot,
+    ) -> KeyRecord {
+        let record = KeyRecord::on_yubikey(
+            public_key,
+            self.gun,
+            self.role,
+            created_at,
+            YubiKeyLocation {
+                serial,
+                slot,
+                touch_policy: self.touch_policy,
+                pin_policy: self.pin_policy,
+            },
+        );
+        KeyRecord {
+            origin: self.origin,
+            ..record
+        }
+    }
+
     /// Reads the metadata back from a slot's certificate: `None` if the
     /// certificate is not tufkey's, `Some(Err)` if it is but is damaged. The
     /// policies come from Yubico's extension, or, in certificates of the first
-    /// release, from the subject's description.
+    /// release, from the subject's description; the origin from the description
+    /// next to the extension.
     pub fn from_certificate(certificate: &x509_cert::Certificate) -> Option<Result<Self, String>> {
         let tbs = &certificate.tbs_certificate;
         let mut policy_extensions = tbs
@@ -120,14 +166,18 @@ impl KeyMetadata {
         Some(if policy_extensions.next().is_some() {
             Err("two PIN/touch policy extensions".into())
         } else {
-            PolicyExtension::read(extension).and_then(|policies| fields.metadata(policies))
+            PolicyExtension::read(extension).and_then(|policies| {
+                let origin = parse_origin(fields.description)?;
+                fields.metadata(policies, origin)
+            })
         })
     }
 
     /// Reads the metadata from a subject alone, the way the first release wrote
     /// it (policies in `description=touch=<policy>;pin=<policy>`): `None` if
     /// the certificate is not tufkey's, `Some(Err)` if it is but is damaged.
-    /// Only for certificates without the policy extension ([`Self::from_certificate`]).
+    /// Only for certificates without the policy extension ([`Self::from_certificate`]);
+    /// that release only generated keys on the device.
     fn from_subject(subject: &Name) -> Option<Result<Self, String>> {
         let fields = SubjectFields::read(subject)?;
         Some(
@@ -135,7 +185,7 @@ impl KeyMetadata {
                 .description
                 .ok_or_else(|| "no PIN/touch policy extension and no description (policies)".into())
                 .and_then(parse_description)
-                .and_then(|policies| fields.metadata(policies)),
+                .and_then(|policies| fields.metadata(policies, Origin::GeneratedOnDevice)),
         )
     }
 }
@@ -172,7 +222,11 @@ impl<'a> SubjectFields<'a> {
         (organization == Some(MARKER)).then_some(fields)
     }
 
-    fn metadata(&self, (pin_policy, touch_policy): Policies) -> Result<KeyMetadata, String> {
+    fn metadata(
+        &self,
+        (pin_policy, touch_policy): Policies,
+        origin: Origin,
+    ) -> Result<KeyMetadata, String> {
         let gun = self
             .gun
             .ok_or("no CN (gun)")?
@@ -188,11 +242,26 @@ impl<'a> SubjectFields<'a> {
             role,
             touch_policy,
             pin_policy,
+            origin,
         })
     }
 }
 
 type Policies = (PinPolicy, TouchPolicy);
+
+/// The origin a description next to the policy extension records: [`IMPORTED`]
+/// for an imported key; none (or first-release policies, which the extension
+/// overrides) for a key generated on the device.
+fn parse_origin(description: Option<&str>) -> Result<Origin, String> {
+    match description {
+        Some(IMPORTED) => Ok(Origin::Imported),
+        None => Ok(Origin::GeneratedOnDevice),
+        Some(policies) if parse_description(policies).is_ok() => Ok(Origin::GeneratedOnDevice),
+        Some(other) => Err(format!(
+            "unknown description {other:?} (tufkey writes only {IMPORTED:?})"
+        )),
+    }
+}
 
 /// The first release's `touch=<policy>;pin=<policy>`.
 fn parse_description(description: &str) -> Result<Policies, String> {
@@ -339,6 +408,7 @@ mod tests {
             role: role.parse().unwrap(),
             touch_policy: TouchPolicy::Cached,
             pin_policy: PinPolicy::Always,
+            origin: Origin::GeneratedOnDevice,
         }
     }
 
@@ -477,6 +547,79 @@ mod tests {
     }
 
     #[test]
+    fn the_imported_origin_round_trips_and_generated_keys_carry_no_description() {
+        for pin_policy in [PinPolicy::Once, PinPolicy::Always] {
+            let imported = KeyMetadata {
+                pin_policy,
+                origin: Origin::Imported,
+                ..metadata("docker.io/acme/app", "root")
+            };
+            let certificate = new_form_certificate(&imported);
+            assert_eq!(
+                certificate.tbs_certificate.subject.to_string(),
+                "DESCRIPTION=origin=imported,CN=docker.io/acme/app,OU=root,O=tufkey"
+            );
+            let read = KeyMetadata::from_certificate(&certificate)
+                .unwrap()
+                .unwrap();
+            assert_eq!(read, imported);
+            let public_key = p256::SecretKey::random(&mut rand_core::OsRng).public_key();
+            let record = read.into_record(
+                public_key,
+                "2026-01-02T03:04:05Z".into(),
+                1002,
+                "9c".parse().unwrap(),
+            );
+            assert_eq!(record.origin, Origin::Imported);
+            assert_eq!(record.public_key, public_key);
+            assert!(!record.exportable);
+            assert_eq!(
+                record.location.yubikey(),
+                Some(&YubiKeyLocation {
+                    serial: 1002,
+                    slot: "9c".parse().unwrap(),
+                    touch_policy: TouchPolicy::Cached,
+                    pin_policy,
+                })
+            );
+        }
+        let generated = metadata("docker.io/acme/app", "targets");
+        let certificate = new_form_certificate(&generated);
+        let read = KeyMetadata::from_certificate(&certificate)
+            .unwrap()
+            .unwrap();
+        assert_eq!(read.origin, Origin::GeneratedOnDevice);
+        let record = read.into_record(
+            p256::SecretKey::random(&mut rand_core::OsRng).public_key(),
+            String::new(),
+            1001,
+            "82".parse().unwrap(),
+        );
+        assert_eq!(record.origin, Origin::GeneratedOnDevice);
+    }
+
+    #[test]
+    fn an_unknown_description_or_the_marker_without_the_extension_is_damaged() {
+        let policies = metadata("example.com/app", "targets");
+        let unknown = old_form_subject("targets", "example.com/app", "origin=stolen");
+        let error = KeyMetadata::from_certificate(&certificate(unknown, |builder| {
+            policies.add_policy_extension(builder)
+        }))
+        .unwrap()
+        .unwrap_err();
+        assert!(
+            error.contains("unknown description \"origin=stolen\""),
+            "{error}"
+        );
+        // The marker never stands in for the policies.
+        let marker_only = old_form_subject("targets", "example.com/app", IMPORTED);
+        let error = KeyMetadata::from_certificate(&certificate(marker_only, no_extensions))
+            .unwrap()
+            .unwrap_err();
+        assert!(error.contains("unknown policy"), "{error}");
+    }
+
+    #[test]
     fn the_extension_encodes_each_policy_combination_in_yubicos_numbering() {
         // (ours, Yubico's number, the `yubikey` crate's policy with that number)
         let pins = [
@@ -545,6 +688,7 @@ mod tests {
                     role: Role::Targets,
                     touch_policy,
                     pin_policy,
+                    origin: Origin::GeneratedOnDevice,
                 },
                 "{description}"
             );
@@ -567,6 +711,7 @@ mod tests {
         assert_eq!(read.pin_policy, PinPolicy::Always);
         assert_eq!(read.touch_policy, TouchPolicy::Cached);
         assert_eq!(read.role, Role::Root);
+        assert_eq!(read.origin, Origin::GeneratedOnDevice);
         // A damaged extension is reported, not silently replaced by the description.
         let mut damaged = certificate.clone();
         damaged.tbs_certificate.extensions = None;

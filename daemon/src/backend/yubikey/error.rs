@@ -20,6 +20,10 @@ pub enum YubiKeyError {
     #[error("YubiKey {serial} is not present: insert YubiKey {serial}")]
     Absent { serial: u32 },
 
+    /// None of the cards holding a copy of the key is plugged in.
+    #[error("key {keyid} is on YubiKeys {serials}, none of them present: insert one of them")]
+    NoCopyPresent { keyid: String, serials: String },
+
     /// The caller named no YubiKey and none is plugged in.
     #[error("no YubiKey is plugged in: insert one (`tufkey device list` shows what tufkeyd sees)")]
     NoneInserted,
@@ -83,9 +87,21 @@ pub enum YubiKeyError {
 
     /// YubiKey keys never leave the device.
     #[error(
-        "invalid exportable: YubiKey keys never leave the device: generate without --exportable"
+        "invalid exportable: YubiKey keys never leave the device: generate or import them as not exportable (without --exportable)"
     )]
     NeverExportable,
+
+    /// The card already holds this key (a spare gets its own copy, on another card).
+    #[error("YubiKey {serial} already holds key {keyid} in slot {slot}: put the copy on another YubiKey")]
+    AlreadyOnCard {
+        serial: u32,
+        slot: PivSlot,
+        keyid: String,
+    },
+
+    /// The key was imported onto the card, so the card cannot attest it.
+    #[error("key {keyid} was imported onto YubiKey {serial}, not generated there, so the device cannot attest it (attestation proves on-device generation only)")]
+    NotAttestable { serial: u32, keyid: String },
 
     /// The key asked for is not a YubiKey key.
     #[error("invalid keyid: key {keyid} is not on a YubiKey")]
@@ -118,6 +134,16 @@ pub enum YubiKeyError {
         serial: u32,
         #[source]
         source: p256::ecdsa::Error,
+    },
+
+    /// After an import, the slot's certificate (signed by the card) does not
+    /// verify with the imported key: the card did not take it.
+    #[error("YubiKey {serial}: after importing key {keyid} into slot {slot}, the slot does not sign as that key ({reason}); its certificate was removed again: import again")]
+    ImportUnverified {
+        serial: u32,
+        slot: PivSlot,
+        keyid: String,
+        reason: String,
     },
 
     /// The slot's key changed behind tufkey's back.
@@ -170,6 +196,8 @@ impl BackendFailure for YubiKeyError {
         use YubiKeyError::*;
         match self {
             Absent { .. }
+            | NoCopyPresent { .. }
+            | AlreadyOnCard { .. }
             | NoneInserted
             | SeveralInserted { .. }
             | PinRequired { .. }
@@ -187,10 +215,11 @@ impl BackendFailure for YubiKeyError {
             | NeverExportable
             | NotOnYubiKey { .. }
             | ForeignPlacement => ErrorKind::InvalidInput,
-            NotSupported { .. } => ErrorKind::Unsupported,
+            NotSupported { .. } | NotAttestable { .. } => ErrorKind::Unsupported,
             NotP256 { .. }
             | MalformedSignature { .. }
             | KeyReplaced { .. }
+            | ImportUnverified { .. }
             | Attestation { .. }
             | Timeout { .. }
             | Card { .. }

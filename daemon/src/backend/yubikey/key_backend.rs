@@ -1,6 +1,8 @@
 //! The YubiKey backend's [`KeyBackend`] implementation: keys are discovered from
 //! the cards ([`super::presence`]), generated on a card next to their metadata
-//! certificate, and sign on the card after the cached PIN is verified.
+//! certificate (imported ones too, [`super::import`]), and sign on the card after
+//! the cached PIN is verified — on a spare card holding the same key when the
+//! record's own card is not plugged in.
 
 use super::certificate::{self, KeyMetadata};
 use super::device::CardResult;
@@ -10,8 +12,8 @@ use super::{mgmt, on_device, slots, YubiKeyBackend};
 use crate::blocking;
 use crate::error::Result;
 use crate::keys::{
-    Devices, KeyBackend, KeyRecord, NewKey, PinPolicy, PivSlot, Placement, TouchPolicy,
-    YubiKeyLocation, YubiKeyPlacement, YUBIKEY,
+    Devices, Gun, Import, KeyBackend, KeyRecord, NewKey, Origin, PinPolicy, PivSlot, Placement,
+    Role, TouchPolicy, YubiKeyLocation, YubiKeyPlacement, YUBIKEY,
 };
 use crate::shutdown::Stopping;
 use async_trait::async_trait;
@@ -39,14 +41,7 @@ impl KeyBackend for YubiKeyBackend {
     }
 
     async fn generate(&self, new_key: &NewKey) -> Result<KeyRecord> {
-        if new_key.exportable {
-            return Err(YubiKeyError::NeverExportable.into());
-        }
-        let placement = match &new_key.placement {
-            Placement::YubiKey(placement) => *placement,
-            Placement::Default => YubiKeyPlacement::default(),
-            Placement::Software => return Err(YubiKeyError::ForeignPlacement.into()),
-        };
+        let placement = yubikey_placement(new_key.exportable, &new_key.placement)?;
         let device = self.presence.choose_device(placement.serial)?;
         let serial = device.serial;
         let presence = self.presence.clone();
@@ -59,8 +54,9 @@ impl KeyBackend for YubiKeyBackend {
         Ok(record)
     }
 
+    /// Signs on the record's own card, or on any present card holding the key.
     async fn sign_digest(&self, key: &KeyRecord, digest: &[u8; 32]) -> Result<Signature> {
-        let at = location(key)?;
+        let at = self.presence.signing_copy(&key.keyid, location(key)?)?;
         let device = self.presence.device(at.serial)?;
         if at.touch_policy != TouchPolicy::Never {
             tracing::info!(serial = at.serial, slot = %at.slot, "touch YubiKey {} to sign", at.serial);
@@ -99,9 +95,10 @@ impl KeyBackend for YubiKeyBackend {
         Ok(signature)
     }
 
-    /// Removes the key's certificate, so tufkey no longer sees the key and the
-    /// slot is free. The `yubikey` library cannot erase the private key itself; the
-    /// next key generated in the slot overwrites it.
+    /// Removes the key's certificate from the record's own card, so tufkey no
+    /// longer sees the key there and the slot is free (copies on other cards
+    /// stay). The `yubikey` library cannot erase the private key itself; the next
+    /// key generated in the slot overwrites it.
     async fn delete(&self, key: &KeyRecord) -> Result<()> {
         let at = location(key)?;
         let device = self.presence.device(at.serial)?;
@@ -112,14 +109,15 @@ impl KeyBackend for YubiKeyBackend {
             Ok(Certificate::delete(yubikey, at.slot.into())?)
         })
         .await?;
-        self.presence.remove_key(&key.keyid);
+        self.presence.remove_key(&key.keyid, at.serial);
         Ok(())
     }
 
+    /// Whether a card holding the key (the record's own or another) is present.
     fn is_available(&self, key: &KeyRecord) -> bool {
         key.location
             .yubikey()
-            .is_some_and(|at| self.presence.is_present(at.serial))
+            .is_some_and(|at| self.presence.signing_copy(&key.keyid, *at).is_ok())
     }
 
     fn changes(&self) -> Option<broadcast::Receiver<()>> {
@@ -161,8 +159,28 @@ impl KeyBackend for YubiKeyBackend {
         }
     }
 
+    fn import(&self) -> Option<&dyn Import> {
+        Some(self)
+    }
+
     fn devices(&self) -> Option<&dyn Devices> {
         Some(self)
+    }
+}
+
+/// Where on a YubiKey a new key goes; refuses exportable keys and other
+/// backends' placements.
+pub(super) fn yubikey_placement(
+    exportable: bool,
+    placement: &Placement,
+) -> Result<YubiKeyPlacement, YubiKeyError> {
+    if exportable {
+        return Err(YubiKeyError::NeverExportable);
+    }
+    match placement {
+        Placement::YubiKey(placement) => Ok(*placement),
+        Placement::Default => Ok(YubiKeyPlacement::default()),
+        Placement::Software => Err(YubiKeyError::ForeignPlacement),
     }
 }
 
@@ -184,25 +202,69 @@ fn generate_on_card(
     new_key: &NewKey,
     placement: &YubiKeyPlacement,
 ) -> CardResult<KeyRecord> {
-    let occupied: BTreeSet<PivSlot> = PivSlot::all()
-        .filter(|slot| certificate::read(yubikey, slot.byte()).is_some())
-        .collect();
-    let slot = slots::choose(serial, &new_key.role, placement.slot, &occupied)?;
-    let metadata = KeyMetadata {
-        gun: new_key.gun.clone(),
-        role: new_key.role.clone(),
-        touch_policy: placement.touch_policy,
-        pin_policy: slots::pin_policy(slot),
-    };
-    let subject = metadata
-        .subject()
-        .map_err(|reason| YubiKeyError::Metadata { serial, reason })?;
+    let slot = free_slot(yubikey, serial, &new_key.role, placement.slot)?;
+    let metadata = card_metadata(
+        &new_key.gun,
+        &new_key.role,
+        placement,
+        slot,
+        Origin::GeneratedOnDevice,
+    );
+    let subject = certificate_subject(serial, &metadata)?;
     let pin = pin::verify_cached(pins, serial, yubikey)?;
     mgmt::authenticate(yubikey, serial, placement.allow_default_mgmt_key)?;
+    let (pin_policy, touch_policy) = card_policies(&metadata);
     let spki = piv::generate(
         yubikey,
         slot.into(),
         AlgorithmId::EccP256,
+        pin_policy,
+        touch_policy,
+    )?;
+    let public_key = p256::PublicKey::from_sec1_bytes(spki.subject_public_key.raw_bytes())
+        .map_err(|_| YubiKeyError::NotP256 { serial })?;
+    let certificate = write_certificate(yubikey, slot, &metadata, (subject, spki), &pin, None)?;
+    Ok(metadata.into_record(
+        public_key,
+        certificate::created_at(&certificate.cert),
+        serial,
+        slot,
+    ))
+}
+
+/// The requested slot, or the default one for `role`, if free on this card.
+pub(super) fn free_slot(
+    yubikey: &mut YubiKey,
+    serial: u32,
+    role: &Role,
+    requested: Option<PivSlot>,
+) -> CardResult<PivSlot> {
+    let occupied: BTreeSet<PivSlot> = PivSlot::all()
+        .filter(|slot| certificate::read(yubikey, slot.byte()).is_some())
+        .collect();
+    Ok(slots::choose(serial, role, requested, &occupied)?)
+}
+
+/// What the certificate of a key going into `slot` records.
+pub(super) fn card_metadata(
+    gun: &Gun,
+    role: &Role,
+    placement: &YubiKeyPlacement,
+    slot: PivSlot,
+    origin: Origin,
+) -> KeyMetadata {
+    KeyMetadata {
+        gun: gun.clone(),
+        role: role.clone(),
+        touch_policy: placement.touch_policy,
+        pin_policy: slots::pin_policy(slot),
+        origin,
+    }
+}
+
+/// The metadata's policies, as the card takes them.
+pub(super) fn card_policies(metadata: &KeyMetadata) -> (yubikey::PinPolicy, yubikey::TouchPolicy) {
+    (
         match metadata.pin_policy {
             PinPolicy::Once => yubikey::PinPolicy::Once,
             PinPolicy::Always => yubikey::PinPolicy::Always,
@@ -212,20 +274,53 @@ fn generate_on_card(
             TouchPolicy::Cached => yubikey::TouchPolicy::Cached,
             TouchPolicy::Always => yubikey::TouchPolicy::Always,
         },
-    )?;
-    let public_key = p256::PublicKey::from_sec1_bytes(spki.subject_public_key.raw_bytes())
-        .map_err(|_| YubiKeyError::NotP256 { serial })?;
-    let validity =
-        x509_cert::time::Validity::from_now(certificate::VALIDITY).map_err(|source| {
-            YubiKeyError::Certificate {
-                serial,
-                what: "certificate validity",
-                source,
-            }
+    )
+}
+
+/// The certificate subject for `metadata`, made before the card is touched.
+pub(super) fn certificate_subject(
+    serial: u32,
+    metadata: &KeyMetadata,
+) -> Result<x509_cert::name::Name, YubiKeyError> {
+    metadata
+        .subject()
+        .map_err(|reason| YubiKeyError::Metadata { serial, reason })
+}
+
+/// Writes the metadata certificate into `slot`, self-signed by the slot's key
+/// (the card is authenticated already; the PIN is verified again right before).
+/// Its validity starts at `since` (the key's creation, which an imported key keeps:
+/// the card's copy reports it from there), else now.
+pub(super) fn write_certificate(
+    yubikey: &mut YubiKey,
+    slot: PivSlot,
+    metadata: &KeyMetadata,
+    (subject, spki): (
+        x509_cert::name::Name,
+        x509_cert::spki::SubjectPublicKeyInfoOwned,
+    ),
+    pin: &[u8],
+    since: Option<std::time::SystemTime>,
+) -> CardResult<Certificate> {
+    let serial = yubikey.serial().0;
+    let start = since.unwrap_or_else(std::time::SystemTime::now);
+    let validity = start
+        .checked_add(certificate::VALIDITY)
+        .ok_or(x509_cert::der::ErrorKind::DateTime.into())
+        .and_then(|end| {
+            Ok(x509_cert::time::Validity {
+                not_before: x509_cert::time::Time::try_from(start)?,
+                not_after: x509_cert::time::Time::try_from(end)?,
+            })
+        })
+        .map_err(|source| YubiKeyError::Certificate {
+            serial,
+            what: "certificate validity",
+            source,
         })?;
-    // The certificate is signed by the new key: slot 9c wants the PIN right before.
-    yubikey.verify_pin(&pin)?;
-    let certificate = Certificate::generate_self_signed::<_, p256::NistP256>(
+    // The certificate is signed by the slot's key: slot 9c wants the PIN right before.
+    yubikey.verify_pin(pin)?;
+    Ok(Certificate::generate_self_signed::<_, p256::NistP256>(
         yubikey,
         slot.into(),
         x509_cert::serial_number::SerialNumber::from(
@@ -235,17 +330,5 @@ fn generate_on_card(
         subject,
         spki,
         |builder| metadata.add_policy_extension(builder),
-    )?;
-    Ok(KeyRecord::on_yubikey(
-        public_key,
-        metadata.gun,
-        metadata.role,
-        certificate::created_at(&certificate.cert),
-        YubiKeyLocation {
-            serial,
-            slot,
-            touch_policy: metadata.touch_policy,
-            pin_policy: metadata.pin_policy,
-        },
-    ))
+    )?)
 }

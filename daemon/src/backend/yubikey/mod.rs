@@ -1,14 +1,16 @@
 //! YubiKeys as homes for TUF keys, through the PIV application over PC/SC.
 //!
 //! Keys are generated on the device (P-256, never exportable) in slot 9c (root by
-//! default) or a retired slot 82..95, next to a self-signed certificate that
-//! records gun, role and policies ([`certificate`]), so every host rediscovers
-//! them from the card alone. Signing verifies the cached PIN right before each
+//! default) or a retired slot 82..95, or imported there, next to a self-signed
+//! certificate that records gun, role, policies and an imported key's origin
+//! ([`certificate`]), so every host rediscovers them from the card alone. Signing verifies the cached PIN right before each
 //! signature ([`pin`]); a wrong PIN is never retried. Cards come and go at any
 //! time ([`presence`], watched by [`hotplug`]); a pulled card's keys stay listed
 //! but unavailable.
 //!
-//! By job: [`key_backend`] is the `KeyBackend` implementation, [`admin`] the device
+//! By job: [`key_backend`] is the `KeyBackend` implementation, [`import`] puts
+//! existing keys onto cards (a moved software key; the same key on a spare card),
+//! [`admin`] the device
 //! operations (list, init, unlock, attest), [`background`] the hot-plug thread and
 //! PIN expiry. All PC/SC work blocks, so it runs on blocking threads (one operation
 //! at a time per card, [`device::Device::run`]) or the hot-plug thread, never on the
@@ -21,6 +23,7 @@ mod certificate;
 mod device;
 mod error;
 mod hotplug;
+mod import;
 mod key_backend;
 mod mgmt;
 mod pin;
