@@ -177,6 +177,10 @@ pub enum Error {
     /// A backend's own error.
     #[error(transparent)]
     Backend(#[from] BackendError),
+
+    /// Backups, transfers, Docker/Notary key files.
+    #[error(transparent)]
+    Migration(#[from] crate::migration::MigrationError),
 }
 
 /// A refusal by the access policy (boxed in [`Error::PermissionDenied`]: it is
@@ -258,6 +262,7 @@ impl Error {
             Error::AuditLocked => ErrorKind::FailedPrecondition,
             Error::AuditDamaged { .. } => ErrorKind::DataLoss,
             Error::Backend(error) => error.0.kind(),
+            Error::Migration(error) => error.kind(),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod blocking;
 pub mod config;
 pub mod error;
 pub mod keys;
+pub mod migration;
 pub mod policy;
 pub mod server;
 pub mod service;

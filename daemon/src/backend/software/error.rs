@@ -99,7 +99,7 @@ pub enum FileProblem {
     #[error("unsupported format {0:?}")]
     UnsupportedFormat(String),
     #[error("public key does not parse: {0}")]
-    PublicKey(#[source] p256::pkcs8::spki::Error),
+    PublicKey(#[source] pkcs8::spki::Error),
     #[error("{0}")]
     Name(#[source] Error),
     #[error("key ID does not match the public key it holds")]
