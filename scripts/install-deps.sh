@@ -5,6 +5,8 @@
 #   passwd       useradd/groupadd: the system-mode test makes its own users
 #   strace       the system-mode test shows a client cannot ptrace the daemon
 #   systemd      systemd-analyze and systemd-sysusers check the unit files in udev/
+#   age          the migration tests open tufkey's bundles with the standard age tool
+#   expect       ... and type its passphrase (age reads it from a terminal only)
 # plus what scripts/notary/install.sh (notary) and scripts/vcard/install.sh install:
 # pcscd, vsmartcard-vpcd, libclang-dev, and libpcsclite-dev + pkg-config (every build
 # of tufkeyd links libpcsclite; scripts/tufkeyd installs those two as well).
@@ -17,6 +19,8 @@ command -v setpriv >/dev/null || missing+=(util-linux)
 command -v useradd >/dev/null || missing+=(passwd)
 command -v strace >/dev/null || missing+=(strace)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v age >/dev/null || missing+=(age)
+command -v expect >/dev/null || missing+=(expect)
 if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq </dev/null

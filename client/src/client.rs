@@ -12,7 +12,8 @@ use tufkey_proto::paths;
 use tufkey_proto::v1 as pb;
 use tufkey_proto::v1::{
     audit_client::AuditClient, devices_client::DevicesClient, keys_client::KeysClient,
-    policy_client::PolicyClient, session_client::SessionClient, signing_client::SigningClient,
+    migration_client::MigrationClient, policy_client::PolicyClient, session_client::SessionClient,
+    signing_client::SigningClient,
 };
 
 /// The largest message the client sends or accepts; the daemon enforces its own limit.
@@ -51,6 +52,7 @@ pub struct Client {
     devices: DevicesClient<Channel>,
     policy: PolicyClient<Channel>,
     audit: AuditClient<Channel>,
+    migration: MigrationClient<Channel>,
 }
 
 impl Client {
@@ -143,7 +145,10 @@ impl Client {
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
             devices: DevicesClient::new(channel.clone()),
             policy: PolicyClient::new(channel.clone()),
-            audit: AuditClient::new(channel),
+            audit: AuditClient::new(channel.clone()),
+            migration: MigrationClient::new(channel)
+                .max_decoding_message_size(MAX_MESSAGE_BYTES)
+                .max_encoding_message_size(MAX_MESSAGE_BYTES),
         }
     }
 
@@ -303,6 +308,63 @@ impl Client {
     ) -> Result<tonic::Streaming<pb::AuditRecord>> {
         let request = pb::TailAuditRequest { last, follow };
         Ok(self.audit.tail(request).await?.into_inner())
+    }
+
+    /// Wraps keys into an age bundle (a backup to a passphrase, or a transfer to a
+    /// recipient).
+    pub async fn backup(&mut self, request: pb::BackupRequest) -> Result<pb::BackupResponse> {
+        Ok(self.migration.backup(request).await?.into_inner())
+    }
+
+    /// Imports the keys of a passphrase bundle, all or nothing.
+    pub async fn restore(&mut self, request: pb::RestoreRequest) -> Result<pb::RestoreResponse> {
+        Ok(self.migration.restore(request).await?.into_inner())
+    }
+
+    /// Imports Docker / Notary key files, all or nothing (or, dry, reports them).
+    pub async fn import_notary_keys(
+        &mut self,
+        request: pb::ImportNotaryKeysRequest,
+    ) -> Result<pb::ImportNotaryKeysResponse> {
+        Ok(self
+            .migration
+            .import_notary_keys(request)
+            .await?
+            .into_inner())
+    }
+
+    /// Exportable keys as Notary key files.
+    pub async fn export_notary_keys(
+        &mut self,
+        request: pb::ExportNotaryKeysRequest,
+    ) -> Result<pb::ExportNotaryKeysResponse> {
+        Ok(self
+            .migration
+            .export_notary_keys(request)
+            .await?
+            .into_inner())
+    }
+
+    /// Moves a software key onto YubiKeys.
+    pub async fn move_to_yubikey(
+        &mut self,
+        request: pb::MoveToYubiKeyRequest,
+    ) -> Result<pb::MoveToYubiKeyResponse> {
+        Ok(self.migration.move_to_yubi_key(request).await?.into_inner())
+    }
+
+    /// A fresh receiving identity for a transfer.
+    pub async fn receive_transfer(&mut self) -> Result<pb::ReceiveTransferResponse> {
+        let request = pb::ReceiveTransferRequest {};
+        Ok(self.migration.receive_transfer(request).await?.into_inner())
+    }
+
+    /// Imports a transfer bundle made for one of the daemon's receiving identities.
+    pub async fn accept_transfer(
+        &mut self,
+        request: pb::AcceptTransferRequest,
+    ) -> Result<pb::RestoreResponse> {
+        Ok(self.migration.accept_transfer(request).await?.into_inner())
     }
 
     /// The daemon's status.

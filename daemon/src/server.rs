@@ -12,15 +12,17 @@ use crate::backend;
 use crate::config::{Config, LimitsConfig, ListenConfig, TcpListenerConfig};
 use crate::error::{Error, Result};
 use crate::keys::{Backends, KeyManager, Placement};
+use crate::migration::{Migrator, BACKUP_LOG_FILE};
 use crate::policy::{Policy, PolicyConfig, PolicyService, NOTARY_KEYS_FILE};
 use crate::service::{
-    AuditService, DevicesService, Guard, KeysService, NotaryService, SessionService, SigningBudget,
-    SigningService, NOTARY_HEALTH_SERVICES,
+    AuditService, DevicesService, Guard, KeysService, MigrationService, NotaryService,
+    SessionService, SigningBudget, SigningService, NOTARY_HEALTH_SERVICES,
 };
 use crate::shutdown::{StopSignal, Stopping};
 use crate::transport::tls;
 use crate::transport::{limits, peer, unix};
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -34,7 +36,8 @@ use tufkey_proto::notary::{
 };
 use tufkey_proto::v1::{
     audit_server::AuditServer, devices_server::DevicesServer, keys_server::KeysServer,
-    policy_server::PolicyServer, session_server::SessionServer, signing_server::SigningServer,
+    migration_server::MigrationServer, policy_server::PolicyServer, session_server::SessionServer,
+    signing_server::SigningServer,
 };
 
 /// What the services need besides the keys: where notary-server's new keys go, and
@@ -45,6 +48,8 @@ pub struct ServiceConfig {
     pub limits: LimitsConfig,
     /// The access policy and where the Notary API's keys are recorded.
     pub policy: PolicyConfig,
+    /// Where the record of backups is kept; `None`: beside the audit log.
+    pub backup_log: Option<PathBuf>,
 }
 
 /// Runs the daemon with its built-in backends until `shutdown` resolves.
@@ -59,6 +64,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()> + Send) -> R
             source: config.policy.clone(),
             notary_keys: Some(config.software.dir.join(NOTARY_KEYS_FILE)),
         },
+        backup_log: Some(config.software.dir.join(BACKUP_LOG_FILE)),
     };
     let backends = backend::start(&config).await?;
     serve(&config.listen, &services, &config.audit, backends, shutdown).await
@@ -76,8 +82,21 @@ pub async fn serve(
 ) -> Result<()> {
     let keys = Arc::new(KeyManager::new(backends).await?);
     let policy = Arc::new(Policy::load(&services.policy, listen)?);
+    let backup_log = match &services.backup_log {
+        Some(path) => path.clone(),
+        None => audit
+            .path
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(BACKUP_LOG_FILE),
+    };
     let (audit, committer) = AuditLog::open(audit).await?;
     let guard = Arc::new(Guard::new(policy.clone(), audit, keys.clone()));
+    let migrator = Arc::new(Migrator::new(
+        keys.clone(),
+        &backup_log,
+        services.limits.transfer_ttl,
+    )?);
     let stop = StopSignal::new();
     let mut tasks = JoinSet::new();
     tasks.spawn(committer.run(stop.subscribe()));
@@ -93,7 +112,15 @@ pub async fn serve(
             );
         }
     }
-    let result = match routes(listen, services, &keys, &policy, &guard, stop.subscribe()).await {
+    let routes = routes(
+        listen,
+        services,
+        (&keys, &migrator),
+        &policy,
+        &guard,
+        stop.subscribe(),
+    );
+    let result = match routes.await {
         Ok(routes) => {
             let key_count = keys.list(None, None).len();
             listen_until(listen, &services.limits, routes, key_count, shutdown).await
@@ -232,7 +259,7 @@ fn tcp_listener(config: &TcpListenerConfig, limits: &LimitsConfig) -> Result<Tcp
 async fn routes(
     config: &ListenConfig,
     services: &ServiceConfig,
-    keys: &Arc<KeyManager>,
+    (keys, migrator): (&Arc<KeyManager>, &Arc<Migrator>),
     policy: &Arc<Policy>,
     guard: &Arc<Guard>,
     stopping: Stopping,
@@ -249,6 +276,9 @@ async fn routes(
     health.set_serving::<SignerServer<NotaryService>>().await;
     health.set_serving::<PolicyServer<PolicyService>>().await;
     health.set_serving::<AuditServer<AuditService>>().await;
+    health
+        .set_serving::<MigrationServer<MigrationService>>()
+        .await;
     for name in NOTARY_HEALTH_SERVICES {
         health
             .set_service_status(name, ServingStatus::Serving)
@@ -273,9 +303,13 @@ async fn routes(
     Ok(Routes::new(health_service)
         .add_service(reflection)
         .add_service(
-            KeysServer::new(KeysService::new(keys.clone(), guard.clone()))
-                .max_decoding_message_size(admin)
-                .max_encoding_message_size(limit),
+            KeysServer::new(KeysService::new(
+                keys.clone(),
+                migrator.clone(),
+                guard.clone(),
+            ))
+            .max_decoding_message_size(admin)
+            .max_encoding_message_size(limit),
         )
         .add_service(
             budget.wrap(
@@ -321,5 +355,14 @@ async fn routes(
             AuditServer::new(AuditService::new(guard.clone(), stopping))
                 .max_decoding_message_size(admin)
                 .max_encoding_message_size(limit),
+        )
+        .add_service(
+            MigrationServer::new(MigrationService::new(
+                keys.clone(),
+                migrator.clone(),
+                guard.clone(),
+            ))
+            .max_decoding_message_size(services.limits.max_migration_message_bytes)
+            .max_encoding_message_size(limit),
         ))
 }

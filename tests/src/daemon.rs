@@ -8,6 +8,8 @@
 //! --release --bins`).
 
 use crate::verify::workspace_root;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
 use std::os::unix::net::UnixStream;
@@ -369,4 +371,27 @@ impl Default for Sandbox {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// sha256 of every file in a software keystore (`store.json`, `backups.json`, the key
+/// files; not the audit log, which records refusals too): proof that a refused call
+/// changed nothing.
+pub fn store_fingerprint(store: &Path) -> BTreeMap<String, String> {
+    let mut files = BTreeMap::new();
+    for dir in [store.to_path_buf(), store.join("keys")] {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let path = entry.expect("a directory entry").path();
+            if path.is_file() {
+                let bytes = fs::read(&path).expect("a store file");
+                files.insert(
+                    path.display().to_string(),
+                    hex::encode(Sha256::digest(bytes)),
+                );
+            }
+        }
+    }
+    files
 }

@@ -4,26 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use std::path::Path;
-use tufkey_e2e::daemon::{Daemon, DaemonOptions, Sandbox, TEST_PASSPHRASE};
-
-/// sha256 of every file in the store, to prove nothing changed.
-fn store_fingerprint(store: &Path) -> BTreeMap<String, String> {
-    let mut files = BTreeMap::new();
-    for dir in [store.to_path_buf(), store.join("keys")] {
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_file() {
-                files.insert(
-                    path.display().to_string(),
-                    hex::encode(Sha256::digest(std::fs::read(&path).unwrap())),
-                );
-            }
-        }
-    }
-    files
-}
+use tufkey_e2e::daemon::{store_fingerprint, Daemon, DaemonOptions, Sandbox, TEST_PASSPHRASE};
 
 fn sign_file(
     daemon: &Daemon,

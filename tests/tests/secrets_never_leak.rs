@@ -1,7 +1,8 @@
-//! After a session of unlock / generate / sign with a known passphrase, neither the
-//! passphrase nor any private key appears in the daemon's debug log, the keystore
-//! files, the audit log (under the store), or anything the CLI received. Nothing is
-//! decrypted: bytes are scanned.
+//! After a session of unlock / generate / sign / backup / Docker export with known
+//! passphrases, neither a passphrase nor any private key appears in the daemon's
+//! debug log, the keystore files, the audit log (under the store), the backup and
+//! the exported key files, or anything the CLI received. Nothing is decrypted: bytes
+//! are scanned.
 // Test code: an unwrap that fails is the test failing, with its location.
 #![allow(clippy::unwrap_used)]
 
@@ -11,6 +12,8 @@ use tufkey_e2e::daemon::{DaemonOptions, Sandbox};
 use tufkey_e2e::leak_scan::{encodings_of, ScalarDetector};
 
 const PASSPHRASE: &str = "leak-canary passphrase 7f3a9c";
+const BACKUP_PASSPHRASE: &str = "leak-canary backup 51be0d";
+const EXPORT_PASSPHRASE: &str = "leak-canary notary export 93c1aa";
 
 fn files_under(dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -97,6 +100,33 @@ fn no_passphrase_or_private_key_in_logs_files_or_replies() {
         &keyids[3],
         doc.to_str().unwrap(),
     ]));
+    let backup = sandbox.path("leaks.age");
+    record(daemon.cli_with_stdin(
+        &[
+            "--json",
+            "backup",
+            "--gun",
+            "example.com/leaks",
+            "--out",
+            backup.to_str().unwrap(),
+            "--passphrase-stdin",
+        ],
+        format!("{BACKUP_PASSPHRASE}\n").as_bytes(),
+    ));
+    let exported = sandbox.path("leaks-notary.pem");
+    record(daemon.cli_with_stdin(
+        &[
+            "--json",
+            "export",
+            "docker",
+            "--gun",
+            "example.com/leaks",
+            "--out",
+            exported.to_str().unwrap(),
+            "--passphrase-stdin",
+        ],
+        format!("{EXPORT_PASSPHRASE}\n").as_bytes(),
+    ));
     record(daemon.cli(&["--json", "status"]));
     record(daemon.cli(&["--json", "audit", "tail", "-n", "0"]));
     replies.push(signed_document);
@@ -116,12 +146,16 @@ fn no_passphrase_or_private_key_in_logs_files_or_replies() {
         .iter()
         .find(|(name, _)| name == &audit_log.display().to_string())
         .expect("the audit log is among the files scanned");
-    // Unlock, 4 generates, 1 metadata signature per key (2), 2 raw, lock, unlock, 1 raw.
+    // Unlock, 4 generates, 1 metadata signature per key (2), 2 raw, lock, unlock, 1 raw;
+    // the backup and the export: one record per key each.
     assert_eq!(
         String::from_utf8_lossy(&audit.1).lines().count(),
-        12,
+        20,
         "the audit log holds the session's records"
     );
+    for file in [&backup, &exported] {
+        haystacks.push((file.display().to_string(), std::fs::read(file).unwrap()));
+    }
     for (n, reply) in replies.into_iter().enumerate() {
         haystacks.push((format!("CLI reply {n}"), reply.into_bytes()));
     }
@@ -136,7 +170,10 @@ fn no_passphrase_or_private_key_in_logs_files_or_replies() {
     });
     let detector = ScalarDetector::new(public_keys);
     for (name, bytes) in &haystacks {
-        for encoding in encodings_of(PASSPHRASE) {
+        for encoding in [PASSPHRASE, BACKUP_PASSPHRASE, EXPORT_PASSPHRASE]
+            .into_iter()
+            .flat_map(encodings_of)
+        {
             assert!(
                 !bytes
                     .windows(encoding.len())

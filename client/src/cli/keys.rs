@@ -3,7 +3,7 @@
 use super::output::{key_json, key_line, key_text, print};
 use clap::{Subcommand, ValueEnum};
 use serde_json::Value;
-use tufkey::{Client, Error, Result};
+use tufkey::{proto, Client, Error, Result};
 
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
@@ -15,9 +15,14 @@ pub enum KeyCommand {
         /// root, targets, snapshot, timestamp or targets/<delegation>
         #[arg(long)]
         role: String,
-        /// Allow this key to be exported later as an encrypted bundle (cannot be changed later).
-        #[arg(long)]
+        /// Ask for an exportable key explicitly (the default for software keys; refused
+        /// for YubiKey keys, which never leave the device).
+        #[arg(long, conflicts_with = "no_export")]
         exportable: bool,
+        /// Seal the key in for good: it can never be backed up, transferred, exported or
+        /// moved (software keys are exportable otherwise, so they can be backed up).
+        #[arg(long)]
+        no_export: bool,
         /// Where the key lives [default: the daemon's default, software].
         #[arg(long, value_enum)]
         backend: Option<BackendArg>,
@@ -54,6 +59,34 @@ pub enum KeyCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Move a software key onto a YubiKey (and spares): import it into a PIV slot
+    /// on each card, check a signature from each, then delete the software copy.
+    /// Refused unless a backup covers the key (`tufkey backup`) or
+    /// --no-backup-needed. The cards need their PIN unlocked (`tufkey unlock --serial`).
+    Move {
+        keyid: String,
+        /// Move onto YubiKeys (the only destination today).
+        #[arg(long, required = true)]
+        to_yubikey: bool,
+        /// The primary card.
+        #[arg(long)]
+        serial: u32,
+        /// A spare card that gets the same key; repeat for more.
+        #[arg(long, value_name = "SERIAL")]
+        also_serial: Vec<u32>,
+        /// The PIV slot, 9c or 82..95 [default: 9c for root, else the first free retired slot].
+        #[arg(long)]
+        slot: Option<String>,
+        /// Whether each signature needs a touch.
+        #[arg(long, value_enum)]
+        touch: Option<TouchArg>,
+        /// Move even though no backup covers the key.
+        #[arg(long)]
+        no_backup_needed: bool,
+        /// Keep the encrypted software copy too.
+        #[arg(long)]
+        keep_software: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -71,12 +104,12 @@ pub enum TouchArg {
 }
 
 pub async fn run(mut client: Client, command: KeyCommand, json: bool) -> Result<()> {
-    use tufkey::proto;
     match command {
         KeyCommand::Generate {
             gun,
             role,
             exportable,
+            no_export,
             backend,
             serial,
             slot,
@@ -84,12 +117,7 @@ pub async fn run(mut client: Client, command: KeyCommand, json: bool) -> Result<
             allow_default_mgmt_key,
         } => {
             use proto::generate_key_request::Placement;
-            let touch_policy = match touch {
-                None => proto::TouchPolicy::Unspecified,
-                Some(TouchArg::Never) => proto::TouchPolicy::Never,
-                Some(TouchArg::Cached) => proto::TouchPolicy::Cached,
-                Some(TouchArg::Always) => proto::TouchPolicy::Always,
-            };
+            let touch_policy = touch_policy(touch);
             let placement = match backend {
                 None => None,
                 Some(BackendArg::Software) => {
@@ -105,7 +133,11 @@ pub async fn run(mut client: Client, command: KeyCommand, json: bool) -> Result<
             let request = proto::GenerateKeyRequest {
                 gun,
                 role,
-                exportable,
+                exportable: match (exportable, no_export) {
+                    (_, true) => Some(false),
+                    (true, false) => Some(true),
+                    (false, false) => None,
+                },
                 placement,
                 ..Default::default()
             };
@@ -134,6 +166,46 @@ pub async fn run(mut client: Client, command: KeyCommand, json: bool) -> Result<
             }
             let key = client.delete_key(&keyid).await?;
             print(json, key_json(&key), || format!("deleted {}", key.keyid));
+        }
+        KeyCommand::Move {
+            keyid,
+            to_yubikey: _,
+            serial,
+            also_serial,
+            slot,
+            touch,
+            no_backup_needed,
+            keep_software,
+        } => {
+            let reply = client
+                .move_to_yubikey(proto::MoveToYubiKeyRequest {
+                    keyid,
+                    serials: std::iter::once(serial).chain(also_serial).collect(),
+                    slot: slot.unwrap_or_default(),
+                    no_backup_needed,
+                    keep_software,
+                    touch_policy: touch_policy(touch) as i32,
+                })
+                .await?;
+            print(
+                json,
+                serde_json::json!({
+                    "keys": reply.keys.iter().map(key_json).collect::<Vec<_>>(),
+                    "software_copy_deleted": reply.software_copy_deleted,
+                }),
+                || {
+                    let mut text = String::new();
+                    for key in &reply.keys {
+                        text.push_str(&format!("moved onto {}\n", key_line(key)));
+                    }
+                    text.push_str(if reply.software_copy_deleted {
+                        "the software copy is deleted"
+                    } else {
+                        "the software copy is kept"
+                    });
+                    text
+                },
+            );
         }
         KeyCommand::Attest { keyid } => {
             let attestation = client.attest_key(&keyid).await?;
@@ -180,4 +252,13 @@ fn pem_certificate(der: &[u8]) -> String {
         "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
         lines.join("\n")
     )
+}
+
+fn touch_policy(touch: Option<TouchArg>) -> proto::TouchPolicy {
+    match touch {
+        None => proto::TouchPolicy::Unspecified,
+        Some(TouchArg::Never) => proto::TouchPolicy::Never,
+        Some(TouchArg::Cached) => proto::TouchPolicy::Cached,
+        Some(TouchArg::Always) => proto::TouchPolicy::Always,
+    }
 }

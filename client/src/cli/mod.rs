@@ -4,7 +4,10 @@
 mod audit;
 mod bench;
 mod device;
+mod docker;
+mod files;
 mod keys;
+mod migrate;
 mod output;
 mod policy;
 mod session;
@@ -159,6 +162,19 @@ enum Command {
     /// The audit log: verify its chain and MACs, or show its latest records.
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Wrap keys into an encrypted age file (a backup) to restore on any host.
+    Backup(migrate::BackupArgs),
+    /// Import the keys of a backup: all or nothing; keys already present are skipped.
+    Restore(migrate::RestoreArgs),
+    /// Move keys to another host's tufkeyd without a plaintext key or passphrase.
+    #[command(subcommand)]
+    Transfer(migrate::TransferCommand),
+    /// Import keys from other tools (Docker Content Trust / Notary).
+    #[command(subcommand)]
+    Import(docker::ImportCommand),
+    /// Export keys for other tools (Docker Content Trust / Notary).
+    #[command(subcommand)]
+    Export(docker::ExportCommand),
 }
 
 impl Cli {
@@ -181,6 +197,11 @@ impl Cli {
             Command::Device(command) => device::run(client, command, json).await,
             Command::Policy(command) => policy::run(client, command, json).await,
             Command::Audit(command) => audit::run(client, command, json).await,
+            Command::Backup(args) => migrate::backup(client, args, json).await,
+            Command::Restore(args) => migrate::restore(client, args, json).await,
+            Command::Transfer(command) => migrate::transfer(client, command, json).await,
+            Command::Import(command) => docker::import(client, command, json).await,
+            Command::Export(command) => docker::export(client, command, json).await,
             Command::Bench(_) => unreachable!("handled above"),
         }
     }

@@ -17,6 +17,8 @@ pub fn key_json(key: &proto::Key) -> Value {
         "backend": backend_name(key),
         "created_at": key.created_at,
         "exportable": key.exportable,
+        "origin": key.origin,
+        "last_backup": (!key.last_backup.is_empty()).then_some(&key.last_backup),
         "available": key.available,
         "serial": yubikey(key).map(|at| at.serial),
         "slot": yubikey(key).map(|at| &at.slot),
@@ -67,7 +69,7 @@ fn location(key: &proto::Key) -> String {
 /// A multi-line description for people.
 pub fn key_text(key: &proto::Key) -> String {
     format!(
-        "keyid:        {}\nnotary keyid: {}\ngun:          {}\nrole:         {}\nbackend:      {} {}\ncreated:      {}\nexportable:   {}\navailable:    {}\n{}",
+        "keyid:        {}\nnotary keyid: {}\ngun:          {}\nrole:         {}\nbackend:      {} {}\ncreated:      {}\norigin:       {}\nexportable:   {}\nlast backup:  {}\navailable:    {}\n{}",
         key.keyid,
         key.notary_keyid,
         key.gun,
@@ -75,7 +77,13 @@ pub fn key_text(key: &proto::Key) -> String {
         backend_name(key),
         location(key),
         key.created_at,
+        key.origin,
         key.exportable,
+        if key.last_backup.is_empty() {
+            "never"
+        } else {
+            &key.last_backup
+        },
         key.available,
         key.public_pem.trim_end()
     )

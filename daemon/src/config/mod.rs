@@ -207,6 +207,26 @@ struct Settings {
     )]
     max_notary_message_bytes: Option<usize>,
 
+    /// Largest request in bytes to the Migration service (backup bundles, Docker /
+    /// Notary key files being imported)
+    #[arg(
+        long,
+        env = "TUFKEYD_MAX_MIGRATION_MESSAGE_BYTES",
+        value_name = "BYTES",
+        default_value = "8388608"
+    )]
+    max_migration_message_bytes: Option<usize>,
+
+    /// How long a receiving identity from `tufkey transfer receive` lives (it lives
+    /// only in memory and is forgotten once used)
+    #[arg(
+        long,
+        env = "TUFKEYD_TRANSFER_TTL_SECS",
+        value_name = "SECS",
+        default_value = "900"
+    )]
+    transfer_ttl_secs: Option<u64>,
+
     /// Memory in bytes that signing requests in flight may take (a metadata document
     /// costs up to 8 times its size while signed); beyond it requests get
     /// RESOURCE_EXHAUSTED
@@ -331,6 +351,10 @@ pub struct LimitsConfig {
     pub max_admin_message_bytes: usize,
     /// Largest request to the Notary signer services.
     pub max_notary_message_bytes: usize,
+    /// Largest request to the Migration service.
+    pub max_migration_message_bytes: usize,
+    /// Lifetime of a receiving identity for a transfer.
+    pub transfer_ttl: Duration,
     /// Memory that signing requests in flight may take.
     pub sign_memory_budget_bytes: u64,
     /// Connections open at once, per listener.
@@ -350,6 +374,8 @@ impl Default for LimitsConfig {
         LimitsConfig {
             max_admin_message_bytes: 64 * 1024,
             max_notary_message_bytes: 8 * 1024 * 1024,
+            max_migration_message_bytes: 8 * 1024 * 1024,
+            transfer_ttl: Duration::from_secs(900),
             sign_memory_budget_bytes: 1024 * 1024 * 1024,
             max_connections: 256,
             max_concurrent_streams: 64,
@@ -502,6 +528,14 @@ impl Config {
                 max_notary_message_bytes: defaulted(
                     settings.max_notary_message_bytes,
                     "max_notary_message_bytes",
+                )?,
+                max_migration_message_bytes: defaulted(
+                    settings.max_migration_message_bytes,
+                    "max_migration_message_bytes",
+                )?,
+                transfer_ttl: seconds(
+                    defaulted(settings.transfer_ttl_secs, "transfer_ttl_secs")?,
+                    "--transfer-ttl-secs",
                 )?,
                 sign_memory_budget_bytes: defaulted(
                     settings.sign_memory_budget_bytes,

@@ -5,6 +5,7 @@ use crate::keys::{
     Gun, KeyManager, KeyRecord, Location, PinPolicy, Placement, Role, TouchPolicy, YubiKeyLocation,
     YubiKeyPlacement,
 };
+use crate::migration::Migrator;
 use crate::tuf::key_json;
 use crate::tuf::signature::SignatureFormat;
 use tufkey_proto::v1 as pb;
@@ -38,6 +39,8 @@ pub fn key_to_proto(keys: &KeyManager, record: &KeyRecord) -> pb::Key {
         pin_policy: yubikey.map_or(pb::PinPolicy::Unspecified, |at| pin_to_proto(at.pin_policy))
             as i32,
         location: Some(location_to_proto(&record.location)),
+        last_backup: String::new(),
+        origin: record.origin.as_str().into(),
     }
 }
 
@@ -106,7 +109,15 @@ pub fn placement_from_proto(request: &pb::GenerateKeyRequest) -> Result<Placemen
     }
 }
 
-fn yubikey_placement(
+/// The proto form of a key, with when a backup last covered it.
+pub fn key_with_backup(keys: &KeyManager, migrator: &Migrator, record: &KeyRecord) -> pb::Key {
+    let mut key = key_to_proto(keys, record);
+    key.last_backup = migrator.last_backup(&record.keyid).unwrap_or_default();
+    key
+}
+
+/// A YubiKey placement from its proto fields (0 / "" = unset).
+pub fn yubikey_placement(
     serial: u32,
     slot: &str,
     touch_policy: i32,

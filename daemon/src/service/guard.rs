@@ -47,6 +47,13 @@ pub enum Rpc {
     AuditVerify,
     AuditTail,
     PolicyCheck,
+    Backup,
+    Restore,
+    ImportNotaryKeys,
+    ExportNotaryKeys,
+    MoveToYubiKey,
+    ReceiveTransfer,
+    AcceptTransfer,
 }
 
 impl Rpc {
@@ -74,6 +81,13 @@ impl Rpc {
             Rpc::AuditVerify => "tufkey.v1.Audit/Verify",
             Rpc::AuditTail => "tufkey.v1.Audit/Tail",
             Rpc::PolicyCheck => "tufkey.v1.Policy/Check",
+            Rpc::Backup => "tufkey.v1.Migration/Backup",
+            Rpc::Restore => "tufkey.v1.Migration/Restore",
+            Rpc::ImportNotaryKeys => "tufkey.v1.Migration/ImportNotaryKeys",
+            Rpc::ExportNotaryKeys => "tufkey.v1.Migration/ExportNotaryKeys",
+            Rpc::MoveToYubiKey => "tufkey.v1.Migration/MoveToYubiKey",
+            Rpc::ReceiveTransfer => "tufkey.v1.Migration/ReceiveTransfer",
+            Rpc::AcceptTransfer => "tufkey.v1.Migration/AcceptTransfer",
         }
     }
 
@@ -92,6 +106,13 @@ impl Rpc {
                 | Rpc::NotaryCreateKey
                 | Rpc::NotaryDeleteKey
                 | Rpc::NotarySign
+                | Rpc::Backup
+                | Rpc::Restore
+                | Rpc::ImportNotaryKeys
+                | Rpc::ExportNotaryKeys
+                | Rpc::MoveToYubiKey
+                | Rpc::ReceiveTransfer
+                | Rpc::AcceptTransfer
         )
     }
 }

@@ -1,12 +1,13 @@
 //! `tufkey.v1.Keys`: generate, list, show and delete keys.
 
 use super::convert::{
-    key_to_proto, optional_gun, optional_role, placement_from_proto, required_keyid,
+    key_with_backup, optional_gun, optional_role, placement_from_proto, required_keyid,
 };
 use super::guard::{Call, Guard, Rpc};
 use crate::access::Permission;
 use crate::error::{Error, Result};
-use crate::keys::{KeyManager, NewKey};
+use crate::keys::{KeyManager, KeyRecord, NewKey, Placement};
+use crate::migration::Migrator;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 use tufkey_proto::v1 as pb;
@@ -14,26 +15,42 @@ use tufkey_proto::v1 as pb;
 /// Handlers for key lifecycle RPCs.
 pub struct KeysService {
     keys: Arc<KeyManager>,
+    /// Knows when each key was last backed up.
+    migrator: Arc<Migrator>,
     guard: Arc<Guard>,
 }
 
 impl KeysService {
-    pub fn new(keys: Arc<KeyManager>, guard: Arc<Guard>) -> Self {
-        KeysService { keys, guard }
+    pub fn new(keys: Arc<KeyManager>, migrator: Arc<Migrator>, guard: Arc<Guard>) -> Self {
+        KeysService {
+            keys,
+            migrator,
+            guard,
+        }
+    }
+
+    /// A key's description, with when a backup last covered it.
+    fn key(&self, record: &KeyRecord) -> pb::Key {
+        key_with_backup(&self.keys, &self.migrator, record)
     }
 
     async fn generate(&self, call: &mut Call, request: pb::GenerateKeyRequest) -> Result<pb::Key> {
         call.names(&request.gun, &request.role);
         self.guard.check(call, Permission::KeysAdmin, None)?;
+        let placement = placement_from_proto(&request)?;
+        // Software keys may leave (in a bundle) unless asked otherwise; device keys never.
+        let exportable = request
+            .exportable
+            .unwrap_or(!matches!(placement, Placement::YubiKey(_)));
         let new_key = NewKey {
             gun: request.gun.parse()?,
             role: request.role.parse()?,
-            exportable: request.exportable,
-            placement: placement_from_proto(&request)?,
+            exportable,
+            placement,
         };
         let record = self.keys.generate(&new_key).await?;
         call.key(&record);
-        Ok(key_to_proto(&self.keys, &record))
+        Ok(self.key(&record))
     }
 
     fn list(&self, call: &mut Call, request: &pb::ListKeysRequest) -> Result<pb::ListKeysResponse> {
@@ -44,7 +61,7 @@ impl KeysService {
             .keys
             .list(gun.as_ref(), role.as_ref())
             .iter()
-            .map(|record| key_to_proto(&self.keys, record))
+            .map(|record| self.key(record))
             .collect();
         Ok(pb::ListKeysResponse { keys })
     }
@@ -53,7 +70,7 @@ impl KeysService {
         let record = self.keys.get(required_keyid(&request.keyid)?).await?;
         self.guard
             .check(call, Permission::KeysRead, Some(&record))?;
-        Ok(key_to_proto(&self.keys, &record))
+        Ok(self.key(&record))
     }
 
     async fn delete(
@@ -72,7 +89,7 @@ impl KeysService {
         }
         let deleted = self.keys.delete(&record.keyid).await?;
         Ok(pb::DeleteKeyResponse {
-            deleted: Some(key_to_proto(&self.keys, &deleted)),
+            deleted: Some(self.key(&deleted)),
         })
     }
 }
