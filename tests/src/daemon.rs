@@ -220,6 +220,21 @@ impl Daemon {
             .json()
     }
 
+    /// Every audit record (`--json audit tail -n 0`), oldest first.
+    pub fn audit_records(&self) -> Vec<serde_json::Value> {
+        self.cli_ok(&["--json", "audit", "tail", "-n", "0"])
+            .stdout
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("an audit record is JSON"))
+            .collect()
+    }
+
+    /// Asserts that `audit verify` finds the whole log intact.
+    pub fn assert_audit_intact(&self) {
+        let report = self.cli_ok(&["--json", "audit", "verify"]).json();
+        assert_eq!(report["ok"], true, "audit log does not verify: {report}");
+    }
+
     /// Generates a key and returns its TUF key ID.
     pub fn generate_keyid(&self, gun: &str, role: &str) -> String {
         self.cli_ok(&["key", "generate", "--gun", gun, "--role", role])

@@ -18,15 +18,6 @@ fn own_uid() -> u32 {
         .unwrap()
 }
 
-fn records(daemon: &Daemon) -> Vec<Value> {
-    daemon
-        .cli_ok(&["--json", "audit", "tail", "-n", "0"])
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
-}
-
 /// `audit verify --json`: Ok(report) when intact, Err(bad record) when not.
 fn verify(daemon: &Daemon) -> Result<Value, Value> {
     let output = daemon.cli(&["--json", "audit", "verify"]);
@@ -99,7 +90,7 @@ fn a_mixed_session_is_recorded_and_each_kind_of_tampering_is_named() {
     assert!(unlocked.success, "{}", unlocked.stderr);
 
     // Who did what, in order.
-    let records = records(&daemon);
+    let records = daemon.audit_records();
     let summary: Vec<(&str, &str)> = records
         .iter()
         .map(|r| (r["rpc"].as_str().unwrap(), r["result"].as_str().unwrap()))

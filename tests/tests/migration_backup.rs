@@ -78,18 +78,12 @@ impl Host {
 
     /// Every audit record, oldest first.
     fn audit_records(&self) -> Vec<Value> {
-        json_lines(
-            &self
-                .daemon
-                .cli_ok(&["--json", "audit", "tail", "-n", "0"])
-                .stdout,
-        )
+        self.daemon.audit_records()
     }
 
     /// `audit verify` passes.
     fn assert_audit_intact(&self) {
-        let report = self.daemon.cli_ok(&["--json", "audit", "verify"]).json();
-        assert_eq!(report["ok"], true, "audit log does not verify: {report}");
+        self.daemon.assert_audit_intact();
     }
 
     fn snapshot(&self) -> HostState {
@@ -154,6 +148,14 @@ impl Host {
     }
 
     /// `tufkey transfer receive`: the recipient, after checking the fingerprint.
+    /// `--json transfer send --to RECIPIENT SELECTION --out OUT`: its reply.
+    fn send(&self, recipient: &str, selection: &[&str], out: &Path) -> Value {
+        let mut args = vec!["--json", "transfer", "send", "--to", recipient];
+        args.extend_from_slice(selection);
+        args.extend_from_slice(&["--out", out.to_str().unwrap()]);
+        self.daemon.cli_ok(&args).json()
+    }
+
     fn receive(&self) -> String {
         let receiving = self
             .daemon
@@ -569,20 +571,7 @@ fn the_age_tool_opens_a_backup_with_its_passphrase_and_a_transfer_is_wrapped_to_
     // A transfer bundle is wrapped to the receiving daemon's X25519 recipient only.
     let recipient = host_b.receive();
     let transfer = host_a.path("transfer.age");
-    let sent = host_a
-        .daemon
-        .cli_ok(&[
-            "--json",
-            "transfer",
-            "send",
-            "--to",
-            &recipient,
-            "--gun",
-            GUN,
-            "--out",
-            transfer.to_str().unwrap(),
-        ])
-        .json();
+    let sent = host_a.send(&recipient, &["--gun", GUN], &transfer);
     assert_eq!(ids_of(&sent["keys"]), ids);
     let header = age_header_lines(&transfer);
     assert_eq!(header[0], "age-encryption.org/v1", "{header:?}");
@@ -621,20 +610,7 @@ fn a_transfer_moves_keys_once_and_refuses_other_recipients_damage_and_replays() 
 
     let recipient = host_b.receive();
     let bundle = host_a.path("transfer.age");
-    let sent = host_a
-        .daemon
-        .cli_ok(&[
-            "--json",
-            "transfer",
-            "send",
-            "--to",
-            &recipient,
-            "--gun",
-            GUN,
-            "--out",
-            bundle.to_str().unwrap(),
-        ])
-        .json();
+    let sent = host_a.send(&recipient, &["--gun", GUN], &bundle);
     assert_eq!(ids_of(&sent["keys"]), ids);
     assert_eq!(sent["sha256"], sha256_file(&bundle));
     let bytes = std::fs::read(&bundle).unwrap();
@@ -712,16 +688,7 @@ fn a_transfer_accepted_after_its_receiving_identity_expired_is_refused() {
     let keyid = host_a.daemon.generate_keyid(GUN, "targets");
     let recipient = host_b.receive();
     let bundle = host_a.path("late.age");
-    host_a.daemon.cli_ok(&[
-        "transfer",
-        "send",
-        "--to",
-        &recipient,
-        "--key",
-        &keyid,
-        "--out",
-        bundle.to_str().unwrap(),
-    ]);
+    host_a.send(&recipient, &["--key", &keyid], &bundle);
     std::thread::sleep(std::time::Duration::from_millis(2500));
     let before = host_b.snapshot();
     host_b
@@ -1010,16 +977,7 @@ fn a_dry_run_accept_leaves_the_receiving_identity_waiting() {
     let keyid = host_a.daemon.generate_keyid(GUN, "targets");
     let recipient = host_b.receive();
     let bundle = host_a.path("transfer.age");
-    host_a.daemon.cli_ok(&[
-        "transfer",
-        "send",
-        "--to",
-        &recipient,
-        "--key",
-        &keyid,
-        "--out",
-        bundle.to_str().unwrap(),
-    ]);
+    host_a.send(&recipient, &["--key", &keyid], &bundle);
     let ids = BTreeSet::from([keyid.clone()]);
     let dry = host_b
         .daemon
@@ -1073,16 +1031,7 @@ fn restored_and_transferred_keys_keep_their_creation_time() {
 
     let recipient = host_c.receive();
     let transfer = host_a.path("root-transfer.age");
-    host_a.daemon.cli_ok(&[
-        "transfer",
-        "send",
-        "--to",
-        &recipient,
-        "--key",
-        &keyid,
-        "--out",
-        transfer.to_str().unwrap(),
-    ]);
+    host_a.send(&recipient, &["--key", &keyid], &transfer);
     host_c
         .daemon
         .cli_ok(&["transfer", "accept", transfer.to_str().unwrap()]);

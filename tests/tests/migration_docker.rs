@@ -320,13 +320,21 @@ fn key_list(daemon: &Daemon) -> Vec<Value> {
         .clone()
 }
 
-fn audit_records(daemon: &Daemon) -> Vec<Value> {
-    daemon
-        .cli_ok(&["--json", "audit", "tail", "-n", "0"])
-        .stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect()
+/// `(file, already_present)` of each key an import reported, sorted.
+fn files_and_presence(reply: &Value) -> Vec<(String, bool)> {
+    let mut found: Vec<(String, bool)> = reply["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| {
+            (
+                entry["file"].as_str().unwrap().to_owned(),
+                entry["already_present"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    found.sort_unstable();
+    found
 }
 
 /// The headers of a one-block PEM file (`role: targets` ...).
@@ -958,7 +966,7 @@ fn notary_import_key(
 
 /// The new audit records since `seen` records.
 fn new_records(daemon: &Daemon, seen: &mut usize) -> Vec<Value> {
-    let records = audit_records(daemon);
+    let records = daemon.audit_records();
     let new = records[*seen..].to_vec();
     *seen = records.len();
     new
@@ -1026,7 +1034,7 @@ fn bad_trust_directories_import_nothing_they_should_not_and_never_change_a_file(
         .iter()
         .map(|dir| fixtures::snapshot(dir))
         .collect();
-    let mut seen = audit_records(&daemon).len();
+    let mut seen = daemon.audit_records().len();
     let import = |dir: &Path, extra: &[&str], env: &[(String, String)], stdin: &[u8]| {
         let mut args = vec![
             "--json",
@@ -1118,18 +1126,7 @@ fn bad_trust_directories_import_nothing_they_should_not_and_never_change_a_file(
         skipped[0]["reason"].as_str().unwrap().contains("RSA"),
         "{imported}"
     );
-    let mut imported_files: Vec<(String, bool)> = imported["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| {
-            (
-                entry["file"].as_str().unwrap().to_owned(),
-                entry["already_present"].as_bool().unwrap(),
-            )
-        })
-        .collect();
-    imported_files.sort_unstable();
+    let imported_files = files_and_presence(&imported);
     let mut wanted: Vec<(String, bool)> =
         ids.values().map(|keyid| (file_of(keyid), false)).collect();
     wanted.sort_unstable();
@@ -1151,18 +1148,7 @@ fn bad_trust_directories_import_nothing_they_should_not_and_never_change_a_file(
     let again = import(&good, &["--passphrase-stdin"], &[], stdin.as_bytes());
     assert!(again.success, "{}", again.stderr);
     let again = again.json();
-    let mut present: Vec<(String, bool)> = again["keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| {
-            (
-                entry["file"].as_str().unwrap().to_owned(),
-                entry["already_present"].as_bool().unwrap(),
-            )
-        })
-        .collect();
-    present.sort_unstable();
+    let present = files_and_presence(&again);
     let mut wanted: Vec<(String, bool)> =
         ids.values().map(|keyid| (file_of(keyid), true)).collect();
     wanted.sort_unstable();

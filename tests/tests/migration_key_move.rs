@@ -155,17 +155,11 @@ impl Host {
 
     /// Every audit record, oldest first.
     fn audit_records(&self) -> Vec<Value> {
-        self.daemon()
-            .cli_ok(&["--json", "audit", "tail", "-n", "0"])
-            .stdout
-            .lines()
-            .map(|line| serde_json::from_str(line).unwrap())
-            .collect()
+        self.daemon().audit_records()
     }
 
     fn assert_audit_intact(&self) {
-        let report = self.daemon().cli_ok(&["--json", "audit", "verify"]).json();
-        assert_eq!(report["ok"], true, "audit log does not verify: {report}");
+        self.daemon().assert_audit_intact();
     }
 
     /// After a refused move of `keyid`: still a software key with its key file, no

@@ -257,28 +257,26 @@ fn collect_passphrases(
     needed: &[String],
     from_stdin: bool,
 ) -> Result<HashMap<String, SecretString>> {
-    let missing: Vec<&String> = needed
+    let from_env: Vec<Option<SecretString>> = needed
         .iter()
-        .filter(|name| passphrase_from_env(name).is_none())
+        .map(|name| passphrase_from_env(name))
         .collect();
     let mut typed = if from_stdin {
-        read_stdin_lines(missing.len())?
+        read_stdin_lines(from_env.iter().filter(|found| found.is_none()).count())?
     } else {
         Vec::new()
     };
     typed.reverse();
     needed
         .iter()
-        .map(|name| {
-            let passphrase = match passphrase_from_env(name) {
+        .zip(from_env)
+        .map(|(name, found)| {
+            let passphrase = match found.or_else(|| typed.pop()) {
                 Some(passphrase) => passphrase,
-                None => match typed.pop() {
-                    Some(passphrase) => passphrase,
-                    None => prompt_secret(
-                        &format!("passphrase of the Notary {name} keys: "),
-                        "--passphrase-stdin or NOTARY_<ROLE>_PASSPHRASE",
-                    )?,
-                },
+                None => prompt_secret(
+                    &format!("passphrase of the Notary {name} keys: "),
+                    "--passphrase-stdin or NOTARY_<ROLE>_PASSPHRASE",
+                )?,
             };
             Ok((name.clone(), passphrase))
         })

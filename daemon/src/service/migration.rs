@@ -251,12 +251,6 @@ impl MigrationService {
     ) -> Result<pb::MoveToYubiKeyResponse> {
         let key = self.keys.get(&request.keyid).await?;
         self.guard.check(call, Permission::Transfer, Some(&key))?;
-        if request.serials.is_empty() {
-            return Err(Error::invalid(
-                "serials",
-                "name at least one YubiKey (--serial)",
-            ));
-        }
         let cards = request
             .serials
             .iter()
