@@ -574,6 +574,17 @@ fn key_from_sec1(
 ) -> Result<p256::SecretKey, InnerKeyError> {
     let malformed = |error| InnerKeyError::Malformed("the SEC1 ECPrivateKey", error);
     let sec1_key = sec1::EcPrivateKey::from_der(der_bytes).map_err(malformed)?;
+    // der 0.7 skips context fields it is not asked for, so a public key re-tagged
+    // `[0]` would go unread and unchecked: accept only what re-encodes exactly.
+    let reencoded = Zeroizing::new(der::Encode::to_der(&sec1_key).map_err(malformed)?);
+    if reencoded.as_slice() != der_bytes {
+        return Err(malformed(
+            der::ErrorKind::Noncanonical {
+                tag: der::Tag::Sequence,
+            }
+            .into(),
+        ));
+    }
     let sec1_curve = sec1_key.parameters.and_then(|params| params.named_curve());
     for named in [curve, sec1_curve].into_iter().flatten() {
         if named != P256_OID {

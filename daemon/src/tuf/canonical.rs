@@ -1,14 +1,30 @@
 //! Canonical JSON (OLPC) as TUF signs it, fast enough for a 100k-target
 //! targets.json, and the checks that keep it unambiguous.
 //!
-//! The two verifiers we must satisfy canonicalise slightly differently: tough's
-//! `olpc-cjson` NFC-normalises strings and sorts object keys by their escaped,
-//! quoted form; python-tuf's securesystemslib does neither. They agree on every
-//! document except those with floats (neither allows them), non-NFC strings, or an
-//! object where one key is a prefix of another that continues with a character below
-//! `"` (0x22). [`Json::canonicalize`] rejects exactly those (and duplicate keys),
-//! naming the JSON Pointer of the first offending value, so one signature is valid
-//! for both.
+//! The two verifiers we must satisfy canonicalise slightly differently. tough's
+//! `olpc-cjson` NFC-normalises strings, refuses floats, and sorts object keys by
+//! their escaped, quoted bytes (only `"` and `\` are escaped, as `\"` and `\\`).
+//! python-tuf's securesystemslib (`encode_canonical`) does not normalise, refuses
+//! floats, and sorts keys by the raw string (code point order, which is UTF-8 byte
+//! order). [`Json::canonicalize`] sorts raw and refuses, naming the JSON Pointer
+//! (RFC 6901; the root is the empty pointer) of the first offending value:
+//!
+//! - a number that is not an integer in `i64`/`u64` (serde_json reads larger
+//!   integers and `-0` as floats, so olpc-cjson refuses them too);
+//! - a string or key that is not NFC (the two outputs would differ);
+//! - an object whose keys sort differently in the two orders. The rule is exact:
+//!   two total orders on a set differ iff some neighbours in one are inverted in the
+//!   other, so each adjacent pair in raw order is compared escaped and quoted. That
+//!   happens iff, at the first byte where the keys differ, the smaller key has `"`
+//!   and the larger a byte in `#`..=`[` (0x23..=0x5b), or the smaller key ends
+//!   and the larger continues with a byte below `"` (a control character or `!`).
+//!
+//! Duplicate keys are also refused, although both verifiers would keep the last one:
+//! a documented superset, because other JSON readers keep the first and so would
+//! see a different document than the one that was signed.
+//! Every other document is written byte for byte as both verifiers write it (proved
+//! by the differential test `tests/tests/canonical_differential.rs`), so one
+//! signature is valid for both.
 //!
 //! Why not serialise a `serde_json::Value` through `olpc-cjson`: its formatter
 //! buffers and re-sorts every object on the way out, copying nested data once per
@@ -22,6 +38,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visit
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
+use std::cmp::Ordering;
 use std::fmt;
 use std::io;
 use unicode_normalization::is_nfc;
@@ -142,9 +159,9 @@ fn canonicalize_at<'p>(value: &'p mut Json<'_>, path: &mut Vec<Segment<'p>>) -> 
     }
 }
 
-/// Names must be NFC and unique, and no name may be a prefix of the next one followed
-/// by a byte below `"`: such a pair sorts one way raw and the other way escaped and
-/// quoted. `members` is sorted, so checking neighbours suffices.
+/// Names must be NFC and unique, and sorted raw they must also be sorted escaped and
+/// quoted (see the module doc). `members` is sorted raw, so checking neighbours is
+/// exact: two total orders agree iff no adjacent pair of one is inverted in the other.
 fn check_member_names(members: &[(Cow<'_, str>, Json<'_>)], path: &[Segment<'_>]) -> Result<()> {
     let at = |key: &str| {
         let mut at = path.to_vec();
@@ -160,23 +177,36 @@ fn check_member_names(members: &[(Cow<'_, str>, Json<'_>)], path: &[Segment<'_>]
         }
     }
     for pair in members.windows(2) {
-        let (shorter, longer) = (&pair[0].0, &pair[1].0);
-        if shorter == longer {
+        let (lower, higher) = (&pair[0].0, &pair[1].0);
+        if lower == higher {
             return Err(Error::NotCanonicalizable {
-                path: at(longer),
+                path: at(higher),
                 problem: "duplicate object key".into(),
             });
         }
-        if longer.starts_with(shorter.as_ref()) && longer.as_bytes()[shorter.len()] < b'"' {
+        if escaped_quoted(lower).cmp(escaped_quoted(higher)) == Ordering::Greater {
             return Err(Error::NotCanonicalizable {
-                path: at(longer),
+                path: at(higher),
                 problem: format!(
-                    "object keys {shorter:?} and {longer:?} sort differently in the verifiers' canonical forms"
+                    "object keys {lower:?} and {higher:?} sort differently in the verifiers' canonical forms \
+                     (securesystemslib sorts raw strings, olpc-cjson escaped ones); rename one of them"
                 ),
             });
         }
     }
     Ok(())
+}
+
+/// The bytes olpc-cjson sorts a key by, after the opening quote they all share: the
+/// key with `"` and `\` escaped, then the closing quote. Yields them without
+/// allocating.
+fn escaped_quoted(key: &str) -> impl Iterator<Item = u8> + '_ {
+    key.bytes()
+        .flat_map(|byte| {
+            let escaped = matches!(byte, b'"' | b'\\');
+            [b'\\', byte].into_iter().skip(usize::from(!escaped))
+        })
+        .chain(std::iter::once(b'"'))
 }
 
 /// ASCII is always NFC; only other text needs the full check.
@@ -191,11 +221,8 @@ fn problem(path: &[Segment<'_>], problem: String) -> Error {
     }
 }
 
-/// RFC 6901 JSON Pointer for a path of object keys / array indices.
+/// RFC 6901 JSON Pointer for a path of object keys / array indices (`""` is the root).
 fn json_pointer(path: &[Segment<'_>]) -> String {
-    if path.is_empty() {
-        return "/".into();
-    }
     path.iter()
         .map(|segment| match segment {
             Segment::Key(key) => format!("/{}", key.replace('~', "~0").replace('/', "~1")),
@@ -336,83 +363,4 @@ impl<'de> Visitor<'de> for BorrowedKey {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn canonical(text: &str) -> String {
-        let mut tree = Json::parse(text).unwrap();
-        tree.canonicalize().unwrap();
-        let mut out = Vec::new();
-        tree.write_canonical(&mut out);
-        String::from_utf8(out).unwrap()
-    }
-
-    fn olpc(text: &str) -> String {
-        let value: serde_json::Value = serde_json::from_str(text).unwrap();
-        let mut out = Vec::new();
-        let mut serializer =
-            serde_json::Serializer::with_formatter(&mut out, olpc_cjson::CanonicalFormatter::new());
-        value.serialize(&mut serializer).unwrap();
-        String::from_utf8(out).unwrap()
-    }
-
-    fn error_of(text: &str) -> String {
-        Json::parse(text)
-            .unwrap()
-            .canonicalize()
-            .unwrap_err()
-            .to_string()
-    }
-
-    #[test]
-    fn sorts_keys_and_drops_whitespace() {
-        let text = r#"{"b": 1, "a": {"d": [1, "x", -3, true, null], "c": null}, "e": true}"#;
-        assert_eq!(
-            canonical(text),
-            r#"{"a":{"c":null,"d":[1,"x",-3,true,null]},"b":1,"e":true}"#
-        );
-    }
-
-    #[test]
-    fn escapes_only_quote_and_backslash() {
-        assert_eq!(
-            canonical(r#"{"k": "a\"b\\c\nd\t\u0001<>&é\/"}"#),
-            "{\"k\":\"a\\\"b\\\\c\nd\t\u{1}<>&é/\"}"
-        );
-    }
-
-    #[test]
-    fn agrees_with_olpc_cjson_on_a_tuf_document() {
-        let text = r#"{"_type":"targets","spec_version":"1.0.31","version":7,"expires":"2099-01-01T00:00:00Z",
-            "targets":{"pkg/a b.tar.gz":{"length":12,"hashes":{"sha256":"ab"},"custom":{"x":[1,{"z":"\n","y":"é"}]}},
-            "a\\b":{"length":0,"hashes":{}}},"delegations":{"keys":{},"roles":[{"name":"r","paths":["*"],"threshold":1}]}}"#;
-        assert_eq!(canonical(text), olpc(text));
-    }
-
-    #[test]
-    fn floats_are_rejected_with_their_path() {
-        assert_eq!(
-            error_of(r#"{"targets": {"a/b": {"length": 1.5}}}"#),
-            "cannot canonicalise metadata at /targets/a~1b/length: the number 1.5 is not an integer (canonical JSON allows integers only)"
-        );
-        assert!(error_of(r#"{"big": 100000000000000000000}"#).contains("at /big: the number 1e20"));
-    }
-
-    #[test]
-    fn non_nfc_strings_and_keys_are_rejected() {
-        let error = error_of("{\"x\": [1, \"e\u{0301}\"]}");
-        assert!(
-            error.contains("at /x/1: string is not in Unicode"),
-            "{error}"
-        );
-        let error = error_of("{\"e\u{0301}\": 1}");
-        assert!(error.contains("object key is not"), "{error}");
-    }
-
-    #[test]
-    fn prefix_keys_followed_by_low_bytes_and_duplicates_are_rejected() {
-        assert!(error_of(r#"{"s": {"ab": 1, "ab!": 2}}"#).contains("at /s/ab!"));
-        assert!(error_of(r#"{"s": {"ab": 1, "ab": 2}}"#).contains("at /s/ab: duplicate object key"));
-        assert_eq!(canonical(r#"{"abc": 2, "ab": 1}"#), r#"{"ab":1,"abc":2}"#);
-    }
-}
+mod tests;

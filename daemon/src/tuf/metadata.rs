@@ -97,7 +97,7 @@ impl MetadataDocument {
         }
         tree.canonicalize().map_err(|error| match error {
             Error::NotCanonicalizable { path, problem } => Error::NotCanonicalizable {
-                path: format!("/signed{}", path.trim_end_matches('/')),
+                path: format!("/signed{path}"),
                 problem,
             },
             other => other,

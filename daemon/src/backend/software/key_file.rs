@@ -186,6 +186,9 @@ impl StoreFile {
 }
 
 #[cfg(test)]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::keys::KeyRecord;

@@ -658,3 +658,24 @@ fn notary(home: &Path, args: &[&str], files: &[&Path], passphrases: &[(&str, &st
     }
     run(&mut command)
 }
+
+#[test]
+fn a_sec1_key_whose_public_key_field_was_retagged_is_refused_not_read_as_another_key() {
+    // Found by scripts/fuzz.sh: der skips context fields it is not asked for, so a
+    // public key re-tagged [1] -> [0] went unchecked and a changed scalar imported.
+    let der_text: String = PLAIN_SEC1
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect();
+    let mut der_bytes = base64::engine::general_purpose::STANDARD
+        .decode(der_text)
+        .unwrap();
+    // SEQUENCE { INTEGER 1, OCTET STRING (32), [0] curve (12), [1] public key }
+    let public_key_tag = 2 + 3 + 34 + 12;
+    assert_eq!(der_bytes[public_key_tag], 0xa1);
+    der_bytes[public_key_tag] = 0xa0;
+    der_bytes[10] ^= 0x01; // inside the private scalar
+    let pem = pem_text("EC PRIVATE KEY", &[], &der_bytes);
+    let error = error_of(pem.as_bytes(), None);
+    assert!(error.to_string().contains("SEC1"), "{error}");
+}
