@@ -25,6 +25,7 @@ async fn the_software_keystore_imports_and_exports_only_exportable_keys() {
         use_keyring: false,
         idle_timeout: Duration::from_secs(600),
         secret_file: None,
+        environment_passphrase: None,
     })
     .await
     .unwrap();

@@ -158,8 +158,9 @@ fn the_pin_never_appears_in_logs_replies_or_files() {
         .change_pin(PIN.as_bytes(), OTHER_PIN.as_bytes())
         .expect("switch to a distinctive PIN");
     let sandbox = Sandbox::new();
+    // Trace level: every library's view of the requests and of the card exchange.
     let options = DaemonOptions {
-        log_level: "debug".into(),
+        log_level: "trace".into(),
         ..DaemonOptions::with_yubikeys()
     };
     let daemon = sandbox.start(&options);
@@ -208,7 +209,14 @@ fn the_pin_never_appears_in_logs_replies_or_files() {
             }
         }
     }
-    assert!(haystacks.iter().any(|(name, _)| name == "daemon log"));
+    let (_, log) = haystacks
+        .iter()
+        .find(|(name, _)| name == "daemon log")
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(log).contains("TRACE"),
+        "the daemon did not log at trace level"
+    );
     for pin in [OTHER_PIN, WRONG_PIN] {
         for encoding in encodings_of(pin) {
             for (name, bytes) in &haystacks {

@@ -92,10 +92,14 @@ async fn init(mut client: Client, args: InitArgs, json: bool) -> Result<()> {
             .map(|secret| secret.expose_secret().to_owned())
             .unwrap_or_default()
     };
+    // Field by field: the request wipes itself on drop, so `..Default::default()`
+    // (a move out of a value with a destructor) is not allowed.
     let mut request = proto::InitDeviceRequest {
         serial: args.serial,
         pin: next(),
-        ..Default::default()
+        new_pin: String::new(),
+        puk: String::new(),
+        new_puk: String::new(),
     };
     if args.change_pin {
         request.new_pin = next();
@@ -190,7 +194,8 @@ pub async fn announce_touch(client: &mut Client, keyids: &[String]) {
             proto::TouchPolicy::try_from(at.touch_policy),
             Ok(proto::TouchPolicy::Cached | proto::TouchPolicy::Always)
         );
-        if needs_touch {
+        // A pulled card cannot be touched: the error says to insert it.
+        if needs_touch && key.available {
             eprintln!(
                 "touch YubiKey {} (slot {}) to sign with {}",
                 at.serial, at.slot, key.keyid

@@ -75,7 +75,7 @@ pub async fn unlock(mut client: Client, args: UnlockArgs, json: bool) -> Result<
                     "cannot prompt for the passphrase: {error} (use --passphrase-stdin)"
                 ))
             })?;
-        SecretString::from(typed)
+        secret_from(typed)
     };
     let status = client.unlock(&passphrase).await?;
     print(json, status_json(&status), || "keystore unlocked".into());
@@ -88,10 +88,22 @@ pub async fn lock(mut client: Client, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// Room for a passphrase line up front: a `String` that grows while reading leaves
+/// its earlier buffers behind, unwiped.
+const LINE_CAPACITY: usize = 4096;
+
+/// A typed secret as a `SecretString`, wiping the `String` it came in. (Moving the
+/// `String` in would shrink it to fit, a reallocation that frees the old buffer
+/// unwiped; the copy here is exactly as long as the secret, so it is not moved.)
+fn secret_from(typed: String) -> SecretString {
+    let typed = Zeroizing::new(typed);
+    SecretString::from(typed.as_str())
+}
+
 /// Prompts without echo; `flag` names the non-interactive alternative.
 pub fn prompt_secret(prompt: &str, flag: &str) -> Result<SecretString> {
     rpassword::prompt_password(prompt)
-        .map(SecretString::from)
+        .map(secret_from)
         .map_err(|error| Error::Usage(format!("cannot prompt: {error} (use {flag})")))
 }
 
@@ -100,7 +112,7 @@ pub fn read_stdin_lines(count: usize) -> Result<Vec<SecretString>> {
     let mut stdin = std::io::stdin().lock();
     (0..count)
         .map(|index| {
-            let mut line = Zeroizing::new(String::new());
+            let mut line = Zeroizing::new(String::with_capacity(LINE_CAPACITY));
             stdin
                 .read_line(&mut line)
                 .map_err(|error| Error::Usage(format!("reading stdin: {error}")))?;
@@ -117,7 +129,7 @@ pub fn read_stdin_lines(count: usize) -> Result<Vec<SecretString>> {
 }
 
 fn read_stdin_line() -> Result<SecretString> {
-    let mut line = Zeroizing::new(String::new());
+    let mut line = Zeroizing::new(String::with_capacity(LINE_CAPACITY));
     std::io::stdin()
         .lock()
         .read_line(&mut line)

@@ -509,6 +509,9 @@ impl Config {
                     settings.idle_lock_secs,
                     "idle_lock_secs",
                 )?),
+                // Not a setting: `tufkeyd`'s main takes it out of the environment
+                // before the configuration is read (daemon/src/hardening.rs).
+                environment_passphrase: None,
             },
             yubikey: (!defaulted(settings.no_yubikey, "no_yubikey")?).then_some(YubiKeyConfig {
                 pin_cache,

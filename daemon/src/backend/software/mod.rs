@@ -15,12 +15,17 @@
 //! 60 s, so guessing costs the guesser time and the daemon nothing.
 
 mod backoff;
+#[cfg(test)]
+mod crash_tests;
 mod directory;
+mod durable;
 mod envelope;
 mod error;
 mod files;
 mod key_file;
+mod manifest;
 mod passphrase;
+pub mod private_dir;
 mod signer;
 
 pub use error::{FileProblem, SoftwareError};
@@ -63,6 +68,9 @@ pub struct SoftwareConfig {
     pub secret_file: Option<SecretFile>,
     /// Decrypted keys are dropped after this long without a signature.
     pub idle_timeout: Duration,
+    /// `TUFKEY_PASSPHRASE`, tried after the keyring: taken out of the environment
+    /// at start (`tufkeyd`'s hardening) and kept here, zeroised on drop.
+    pub environment_passphrase: Option<SecretString>,
 }
 
 #[derive(Default)]
@@ -70,6 +78,27 @@ struct UnlockState {
     store_key: Option<Arc<StoreKey>>,
     source: Option<PassphraseSource>,
     signers: HashMap<String, Arc<DigestSigner>>,
+    /// Bumped by every lock (explicit and idle). A key decrypted with the store key
+    /// of an earlier generation is never cached: a lock that lands while a key is
+    /// being decrypted must not leave that key behind, signing after the lock.
+    generation: u64,
+}
+
+impl UnlockState {
+    /// Drops the store key and every decrypted key, and starts a new generation.
+    fn lock(&mut self) {
+        *self = UnlockState {
+            generation: self.generation.wrapping_add(1),
+            ..UnlockState::default()
+        };
+    }
+
+    /// The store key with the generation it belongs to, when unlocked.
+    fn store_key(&self) -> Option<(Arc<StoreKey>, u64)> {
+        self.store_key
+            .clone()
+            .map(|store_key| (store_key, self.generation))
+    }
 }
 
 /// The encrypted software keystore.
@@ -106,6 +135,7 @@ impl SoftwareBackend {
                 dir.root(),
                 config.use_keyring,
                 config.secret_file.clone(),
+                config.environment_passphrase.clone(),
             )?,
             dir,
             auto_unlock: Mutex::new(true),
@@ -164,13 +194,18 @@ impl SoftwareBackend {
     ) -> Result<()> {
         let dir = self.dir.clone();
         let existing = self.any_stored_key();
-        let store_key = blocking::run(move || {
+        let (store_key, established) = blocking::run(move || {
             let params = kdf_params(&dir, existing.as_deref())?;
             let store_key = params.derive(&passphrase).map_err(SoftwareError::Kdf)?;
             verify_or_create_store_file(&dir, existing.as_deref(), &store_key)?;
-            Ok::<_, SoftwareError>(store_key)
+            let established = dir.establish_manifest(store_key.manifest_key())?;
+            Ok::<_, SoftwareError>((store_key, established))
         })
         .await?;
+        if established {
+            // Drops the key files the manifest does not vouch for, and reports them.
+            self.rescan().await?;
+        }
         self.audit_key.get_or_init(|| store_key.audit_key());
         let mut state = self.write_state();
         state.signers.clear();
@@ -189,7 +224,7 @@ impl SoftwareBackend {
                 .saturating_sub(self.last_used_ms.load(Ordering::Relaxed)),
         );
         if idle >= self.idle_timeout && self.read_state().store_key.is_some() {
-            *self.write_state() = UnlockState::default();
+            self.write_state().lock();
             tracing::info!(store = %self.dir.root().display(), idle_secs = idle.as_secs(), "keystore idle: dropped decrypted keys");
         }
     }
@@ -212,37 +247,66 @@ impl SoftwareBackend {
         Ok(records)
     }
 
-    /// The decrypted key's signer, unlocking automatically if allowed.
-    async fn signer(&self, keyid: &str) -> Result<Arc<DigestSigner>> {
-        if let Some(signer) = self.read_state().signers.get(keyid) {
-            return Ok(signer.clone());
+    /// Signs `digest` with the key, decrypting it first (unlocking automatically if
+    /// allowed) when it is not cached.
+    ///
+    /// `Lock` is authoritative. Signing happens only while holding the state's read
+    /// lock, with a signer found in that state; `Lock` replaces the state under the
+    /// write lock, so it waits for signatures under way and, once it returns, no
+    /// signature can start until the next unlock. A key decrypted while a lock
+    /// happened is cached only if its generation is still current, checked under
+    /// the write lock; otherwise the request is refused as locked, as it would have
+    /// been a moment later.
+    async fn sign(&self, keyid: &str, digest: &[u8; 32]) -> Result<Signature> {
+        if let Some(signature) = self.sign_if_cached(keyid, digest) {
+            return signature;
         }
-        let signing_key = self.unseal(keyid).await?;
+        let (signing_key, generation) = self.unseal(keyid).await?;
         let signer = Arc::new(DigestSigner::new(&signing_key)?);
-        self.write_state()
-            .signers
-            .insert(keyid.to_owned(), signer.clone());
-        Ok(signer)
+        drop(signing_key);
+        {
+            let mut state = self.write_state();
+            if state.generation != generation {
+                return Err(SoftwareError::Locked);
+            }
+            state.signers.insert(keyid.to_owned(), signer);
+        }
+        // A lock between the insertion and here has dropped the signer again.
+        self.sign_if_cached(keyid, digest)
+            .unwrap_or(Err(SoftwareError::Locked))
     }
 
-    /// Decrypts a key's private half.
-    async fn unseal(&self, keyid: &str) -> Result<SigningKey> {
-        let store_key = self.store_key().await?;
+    /// A signature by the cached signer, signed under the state's read lock.
+    fn sign_if_cached(&self, keyid: &str, digest: &[u8; 32]) -> Option<Result<Signature>> {
+        let state = self.read_state();
+        state
+            .signers
+            .get(keyid)
+            .map(|signer| signer.sign_digest(digest))
+    }
+
+    /// Decrypts a key's private half; also gives the lock generation of the store
+    /// key it was decrypted with.
+    async fn unseal(&self, keyid: &str) -> Result<(SigningKey, u64)> {
+        let (store_key, generation) = self.store_key().await?;
         let stored = self
             .read_stored()
             .get(keyid)
             .cloned()
             .ok_or_else(|| SoftwareError::NotHere(keyid.to_owned()))?;
-        stored
-            .unseal(&store_key)
-            .map_err(|problem| SoftwareError::Unreadable {
-                path: self.dir.key_path(keyid),
-                problem,
-            })
+        let signing_key =
+            stored
+                .unseal(&store_key)
+                .map_err(|problem| SoftwareError::Unreadable {
+                    path: self.dir.key_path(keyid),
+                    problem,
+                })?;
+        Ok((signing_key, generation))
     }
 
-    async fn store_key(&self) -> Result<Arc<StoreKey>> {
-        if let Some(key) = self.read_state().store_key.clone() {
+    /// The store key and its lock generation, unlocking automatically if allowed.
+    async fn store_key(&self) -> Result<(Arc<StoreKey>, u64)> {
+        if let Some(key) = self.read_state().store_key() {
             return Ok(key);
         }
         if !self.may_auto_unlock() {
@@ -251,11 +315,11 @@ impl SoftwareBackend {
         // Single flight: whoever gets the permit first derives; the others find the
         // key (or the refusal) when it is their turn, and do not derive again.
         let permit = self.kdf.lock().await;
-        if let Some(key) = self.read_state().store_key.clone() {
+        if let Some(key) = self.read_state().store_key() {
             return Ok(key);
         }
         if self.may_auto_unlock() && self.unlock_automatically(&permit).await? {
-            if let Some(key) = self.read_state().store_key.clone() {
+            if let Some(key) = self.read_state().store_key() {
                 return Ok(key);
             }
         }
@@ -316,7 +380,7 @@ impl SoftwareBackend {
         origin: Origin,
         created_at: String,
     ) -> Result<KeyRecord> {
-        let store_key = self.store_key().await?;
+        let (store_key, generation) = self.store_key().await?;
         let mut record = KeyRecord::new(
             (*signing_key.verifying_key()).into(),
             new_key.gun.clone(),
@@ -334,10 +398,13 @@ impl SoftwareBackend {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .insert(record.keyid.clone(), Arc::new(stored));
-        self.write_state().signers.insert(
-            record.keyid.clone(),
-            Arc::new(DigestSigner::new(&signing_key)?),
-        );
+        let signer = Arc::new(DigestSigner::new(&signing_key)?);
+        // Stored either way; kept ready to sign only if no lock came in between.
+        let mut state = self.write_state();
+        if state.generation == generation {
+            state.signers.insert(record.keyid.clone(), signer);
+        }
+        drop(state);
         self.touch();
         Ok(record)
     }
@@ -453,9 +520,9 @@ impl KeyBackend for SoftwareBackend {
         key: &KeyRecord,
         digest: &[u8; 32],
     ) -> crate::error::Result<Signature> {
-        let signer = self.signer(&key.keyid).await?;
+        let signature = self.sign(&key.keyid, digest).await?;
         self.touch();
-        Ok(signer.sign_digest(digest)?)
+        Ok(signature)
     }
 
     async fn delete(&self, key: &KeyRecord) -> crate::error::Result<()> {
@@ -506,7 +573,7 @@ impl Unlock for SoftwareBackend {
     /// Drops every decrypted key; automatic sources stay unused until the next Unlock.
     fn lock(&self) {
         *self.auto_unlock.lock().unwrap_or_else(|p| p.into_inner()) = false;
-        *self.write_state() = UnlockState::default();
+        self.write_state().lock();
         tracing::info!(store = %self.dir.root().display(), "keystore locked");
     }
 
@@ -561,7 +628,7 @@ impl Export for SoftwareBackend {
         if !sealed_exportable {
             return Err(SoftwareError::NotExportable(key.keyid.clone()).into());
         }
-        let signing_key = self.unseal(&key.keyid).await?;
+        let (signing_key, _) = self.unseal(&key.keyid).await?;
         Ok(p256::SecretKey::from(signing_key.as_nonzero_scalar()))
     }
 }

@@ -198,7 +198,7 @@ impl SecretFile {
             )));
         }
         let secret = random_secret();
-        files::write_new_file_atomically(dir, name, secret.as_bytes())?;
+        files::write_new_file_atomically(&super::durable::OsDisk, dir, name, secret.as_bytes())?;
         tracing::info!(file = %path.display(), "new keystore: created a random passphrase in the secret file (mode 0600)");
         Ok(Some(SecretString::from(secret.to_string())))
     }
@@ -215,14 +215,22 @@ fn random_secret() -> Zeroizing<String> {
 pub struct AutomaticSources {
     secret_file: Option<SecretFile>,
     keyring: Option<keyring::Entry>,
+    environment: Option<SecretString>,
 }
 
 impl AutomaticSources {
     /// Sources for the store at `store`: `secret_file` first, then the OS keyring
-    /// unless `use_keyring` is false, then the environment. A secret file that
+    /// unless `use_keyring` is false, then `environment` (the value
+    /// `TUFKEY_PASSPHRASE` had at start; the daemon removes the variable once read,
+    /// so it is never read from the environment here). A secret file that
     /// exists but is unusable (readable by others, empty, not ours) is an error here,
     /// so the daemon refuses to start rather than run with an exposed secret.
-    pub fn new(store: &Path, use_keyring: bool, secret_file: Option<SecretFile>) -> Result<Self> {
+    pub fn new(
+        store: &Path,
+        use_keyring: bool,
+        secret_file: Option<SecretFile>,
+        environment: Option<SecretString>,
+    ) -> Result<Self> {
         if let Some(file) = &secret_file {
             file.read()?;
         }
@@ -236,6 +244,7 @@ impl AutomaticSources {
         Ok(AutomaticSources {
             secret_file,
             keyring,
+            environment,
         })
     }
 
@@ -259,10 +268,9 @@ impl AutomaticSources {
                 }
             }
         }
-        std::env::var(ENV_VAR)
-            .ok()
-            .filter(|value| !value.is_empty())
-            .map(|value| (SecretString::from(value), PassphraseSource::Environment))
+        self.environment
+            .clone()
+            .map(|passphrase| (passphrase, PassphraseSource::Environment))
     }
 
     /// For a brand-new store with nothing configured: a random secret, saved where
@@ -355,7 +363,7 @@ mod tests {
     fn a_new_stores_file_is_created_private_and_never_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let file = SecretFile::Setting(dir.path().join("secret"));
-        let sources = AutomaticSources::new(dir.path(), false, Some(file.clone())).unwrap();
+        let sources = AutomaticSources::new(dir.path(), false, Some(file.clone()), None).unwrap();
         let (created, source) = sources.create_for_new_store().unwrap().unwrap();
         assert_eq!(source, PassphraseSource::SecretFile);
         let mode = std::fs::metadata(file.path()).unwrap().permissions().mode() & 0o777;
