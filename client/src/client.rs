@@ -2,6 +2,7 @@
 //! socket or over TCP with mutual TLS ([`Client::tls_channel`]).
 
 use crate::error::{Error, Result};
+use crate::server_uid::{ServerUid, UnexpectedServer};
 use hyper_util::rt::TokioIo;
 use secrecy::{ExposeSecret, SecretString};
 use std::path::{Path, PathBuf};
@@ -56,19 +57,38 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to the daemon's Unix socket.
+    /// Connects to the daemon's Unix socket, expecting the daemon to run as
+    /// `TUFKEY_SERVER_UID` if set, else as this user ([`ServerUid::from_env`]).
     pub async fn connect_unix(path: impl AsRef<Path>) -> Result<Self> {
+        Self::connect_unix_as(path, ServerUid::from_env()?).await
+    }
+
+    /// Connects to the daemon's Unix socket. Every connection (reconnections too)
+    /// is refused before anything is sent unless the process listening on it runs
+    /// as `server` (SO_PEERCRED).
+    pub async fn connect_unix_as(path: impl AsRef<Path>, server: ServerUid) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let connect_to = path.clone();
         // The URI is required by tonic but unused: every connection goes to the socket.
         let channel = Endpoint::from_static("http://tufkeyd.invalid")
             .connect_with_connector(tower::service_fn(move |_: Uri| {
                 let path = connect_to.clone();
-                async move { UnixStream::connect(path).await.map(TokioIo::new) }
+                async move {
+                    let stream = UnixStream::connect(path).await?;
+                    let found = stream.peer_cred()?.uid();
+                    server.check(found).map_err(std::io::Error::other)?;
+                    Ok::<_, std::io::Error>(TokioIo::new(stream))
+                }
             }))
             .await
             .map_err(|error| {
-                if permission_denied(&error) {
+                if let Some(unexpected) = unexpected_server(&error) {
+                    Error::UnexpectedServer {
+                        path,
+                        found: unexpected.found,
+                        expected: unexpected.expected,
+                    }
+                } else if permission_denied(&error) {
                     Error::SocketForbidden { path }
                 } else {
                     Error::Connect {
@@ -379,6 +399,24 @@ impl Client {
 
 fn read_file(path: &Path, action: &'static str) -> Result<Vec<u8>> {
     std::fs::read(path).map_err(Error::io(action, path))
+}
+
+/// The wrong listener the connector found, somewhere in the chain.
+fn unexpected_server<'a>(
+    error: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a UnexpectedServer> {
+    let mut source = Some(error);
+    while let Some(inner) = source {
+        let found = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .and_then(|inner| inner.downcast_ref::<UnexpectedServer>());
+        if found.is_some() {
+            return found;
+        }
+        source = inner.source();
+    }
+    None
 }
 
 /// Whether the socket refused us by its file permissions (EACCES somewhere in the chain).

@@ -14,6 +14,15 @@ pub enum Error {
     #[error("not allowed to open tufkeyd's socket {} (permission denied): ask its administrator to add you to the group the socket belongs to (`ls -l` shows it; tufkey-clients in system mode), then log in again", path.display())]
     SocketForbidden { path: PathBuf },
 
+    /// The process listening on the socket is not the daemon expected: it runs as
+    /// another uid. Nothing was sent to it.
+    #[error("refusing tufkeyd's socket {}: the process listening there runs as uid {found}, but tufkey expects uid {expected}; nothing was sent to it. If uid {found} is the daemon's own user (system mode: `tufkey`), say so with --server-uid {found} or TUFKEY_SERVER_UID={found}; otherwise someone else is listening on that path: check it with `ls -l {}`", path.display(), path.display())]
+    UnexpectedServer {
+        path: PathBuf,
+        found: u32,
+        expected: u32,
+    },
+
     /// The daemon answered with an error.
     #[error("{}", rpc_message(.0))]
     Rpc(#[from] tonic::Status),

@@ -6,8 +6,10 @@
 
 mod client;
 mod error;
+mod server_uid;
 
 pub use client::{default_socket_path, Client};
 pub use error::{Error, Result};
+pub use server_uid::{ServerUid, SERVER_UID_ENV};
 /// The generated `tufkey.v1` messages.
 pub use tufkey_proto::v1 as proto;

@@ -255,6 +255,12 @@ fn callers_whose_uid_is_not_allowed_are_denied() {
             .arg(tufkey_e2e::daemon::bin_dir().join("tufkey"))
             .arg("--socket")
             .arg(socket)
+            // The daemon runs as the test's uid, not nobody's: tell the CLI so.
+            .arg("--server-uid")
+            .arg(
+                std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(socket).unwrap())
+                    .to_string(),
+            )
             .arg("status")
             .output()
             .expect("setpriv (util-linux) runs the CLI as nobody")

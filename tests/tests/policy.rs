@@ -283,9 +283,17 @@ fn as_nobody(socket: &Path, args: &[&str]) -> std::process::Output {
         .arg(bin_dir().join("tufkey"))
         .arg("--socket")
         .arg(socket)
+        // The daemon runs as the test's uid, not nobody's: tell the CLI so.
+        .arg("--server-uid")
+        .arg(daemon_uid(socket).to_string())
         .args(args)
         .output()
         .expect("setpriv (util-linux) runs the CLI as nobody")
+}
+
+/// The uid tufkeyd runs as: its socket's owner.
+fn daemon_uid(socket: &Path) -> u32 {
+    std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(socket).unwrap())
 }
 
 fn stderr(output: &std::process::Output) -> String {

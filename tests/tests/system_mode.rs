@@ -248,12 +248,15 @@ impl Install {
         command
     }
 
-    /// `tufkey --socket SOCKET args` as `user`.
+    /// `tufkey --socket SOCKET args` as `user`, told (as the README tells clients)
+    /// that the daemon runs as the service user.
     fn cli(&self, user: &str, args: &[&str], stdin: Option<&[u8]>) -> Outcome {
         let socket = self.socket();
         let mut argv = vec!["--socket", socket.to_str().unwrap()];
         argv.extend_from_slice(args);
-        outcome(as_user(user, &self.bin("tufkey"), &argv), stdin)
+        let mut command = as_user(user, &self.bin("tufkey"), &argv);
+        command.env("TUFKEY_SERVER_UID", SERVICE_USER);
+        outcome(command, stdin)
     }
 
     fn cli_ok(&self, user: &str, args: &[&str]) -> String {
@@ -451,6 +454,7 @@ fn a_group_member_signs_through_a_service_user_daemon_but_cannot_take_its_keys()
     // Whoever reaches the socket without being an owner or a member (root here,
     // which file permissions do not stop) is refused by the daemon: PERMISSION_DENIED.
     let root_caller = Command::new(install.bin("tufkey"))
+        .env("TUFKEY_SERVER_UID", install.service_uid.to_string())
         .args([
             "--socket",
             install.socket().to_str().unwrap(),

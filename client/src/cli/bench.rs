@@ -137,7 +137,7 @@ impl BenchKey {
 fn notary_target(target: &Target) -> Result<&TlsTarget> {
     match target {
         Target::Tls(tls) => Ok(tls),
-        Target::Unix(_) => Err(Error::Usage(
+        Target::Unix { .. } => Err(Error::Usage(
             "--protocol notary needs --addr https://HOST:PORT --tls-ca --tls-cert --tls-key".into(),
         )),
     }

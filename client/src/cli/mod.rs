@@ -15,7 +15,7 @@ mod sign;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
-use tufkey::{Client, Error, Result};
+use tufkey::{Client, Error, Result, ServerUid};
 
 /// tufkey: manage TUF keys held by tufkeyd and sign TUF metadata with them.
 #[derive(Debug, Parser)]
@@ -34,6 +34,11 @@ struct Global {
     /// tufkeyd's socket [default: $TUFKEY_SOCK, else $XDG_RUNTIME_DIR/tufkey/tufkeyd.sock]
     #[arg(long, global = true, value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// The uid (or user name) tufkeyd runs as; the CLI sends nothing to a socket
+    /// whose listener runs as anyone else [default: $TUFKEY_SERVER_UID, else your own
+    /// uid; system mode: `tufkey`]
+    #[arg(long, global = true, value_name = "UID|USER")]
+    server_uid: Option<String>,
     /// Print machine-readable JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -73,7 +78,7 @@ impl TlsArgs {
 /// Where tufkeyd (or, for `bench --protocol notary`, any Notary signer) listens.
 #[derive(Clone, Debug)]
 pub enum Target {
-    Unix(PathBuf),
+    Unix { socket: PathBuf, server: ServerUid },
     Tls(TlsTarget),
 }
 
@@ -97,14 +102,18 @@ impl Target {
     /// A new connection to tufkeyd's native API.
     pub async fn connect(&self) -> Result<Client> {
         match self {
-            Target::Unix(socket) => Client::connect_unix(socket).await,
+            Target::Unix { socket, server } => Client::connect_unix_as(socket, *server).await,
             Target::Tls(tls) => Ok(Client::from_channel(tls.channel().await?)),
         }
     }
 }
 
 /// The socket, or TCP with every TLS file; never a mix.
-fn resolve_target(socket: Option<PathBuf>, tls: TlsArgs) -> Result<Target> {
+fn resolve_target(
+    socket: Option<PathBuf>,
+    server_uid: Option<&str>,
+    tls: TlsArgs,
+) -> Result<Target> {
     let Some(addr) = tls.addr else {
         if tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some() {
             return Err(Error::Usage(
@@ -112,9 +121,14 @@ fn resolve_target(socket: Option<PathBuf>, tls: TlsArgs) -> Result<Target> {
                     .into(),
             ));
         }
-        return Ok(Target::Unix(
-            socket.unwrap_or_else(tufkey::default_socket_path),
-        ));
+        let server = match server_uid {
+            Some(text) => ServerUid::parse(text)?,
+            None => ServerUid::from_env()?,
+        };
+        return Ok(Target::Unix {
+            socket: socket.unwrap_or_else(tufkey::default_socket_path),
+            server,
+        });
     };
     if socket.is_some() {
         return Err(Error::Usage(
@@ -182,11 +196,14 @@ impl Cli {
     pub async fn run(self) -> Result<()> {
         let json = self.global.json;
         let socket = self.global.socket;
+        let server_uid = self.global.server_uid.as_deref();
         if let Command::Bench(mut args) = self.command {
             let tls = std::mem::take(&mut args.tls).or(self.tls);
-            return bench::run(&resolve_target(socket, tls)?, args, json).await;
+            return bench::run(&resolve_target(socket, server_uid, tls)?, args, json).await;
         }
-        let client = resolve_target(socket, self.tls)?.connect().await?;
+        let client = resolve_target(socket, server_uid, self.tls)?
+            .connect()
+            .await?;
         match self.command {
             Command::Status => session::status(client, json).await,
             Command::Key(command) => keys::run(client, command, json).await,

@@ -2,6 +2,7 @@
 //! XChaCha20-Poly1305 seals each secret with its public metadata as associated data.
 
 use super::error::{FileProblem, Result, SoftwareError};
+use super::manifest::ManifestKey;
 use crate::audit::AuditKey;
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -15,6 +16,14 @@ use std::fmt;
 use zeroize::Zeroizing;
 
 const ARGON2ID: &str = "argon2id";
+
+/// The costliest Argon2id parameters read from disk that tufkeyd will run: 1 GiB,
+/// 64 passes, 16 lanes, far above what it writes (64 MiB, 3 passes, 1 lane). A
+/// file asking for more is damaged or hostile, and deriving from it would tie up
+/// the daemon (or exhaust its memory) before the passphrase check could fail.
+const MAX_MEMORY_KIB: u32 = 1024 * 1024;
+const MAX_ITERATIONS: u32 = 64;
+const MAX_PARALLELISM: u32 = 16;
 const XCHACHA20POLY1305: &str = "xchacha20poly1305";
 
 /// Argon2id parameters and salt, stored beside everything sealed with the derived key.
@@ -47,6 +56,7 @@ impl KdfParams {
         if self.algorithm != ARGON2ID {
             return Err(FileProblem::UnsupportedKdf(self.algorithm.clone()));
         }
+        self.check_bounds()?;
         let salt = BASE64
             .decode(&self.salt)
             .map_err(|source| FileProblem::NotBase64 {
@@ -63,6 +73,26 @@ impl KdfParams {
             key,
             params: self.clone(),
         })
+    }
+}
+
+impl KdfParams {
+    /// Refuses parameters above the bounds tufkeyd accepts from disk.
+    fn check_bounds(&self) -> Result<(), FileProblem> {
+        for (parameter, value, max) in [
+            ("memory_kib", self.memory_kib, MAX_MEMORY_KIB),
+            ("iterations", self.iterations, MAX_ITERATIONS),
+            ("parallelism", self.parallelism, MAX_PARALLELISM),
+        ] {
+            if value > max {
+                return Err(FileProblem::KdfTooCostly {
+                    parameter,
+                    value,
+                    max,
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -99,6 +129,11 @@ impl StoreKey {
     /// The audit log's HMAC key, derived from this key (HKDF, its own label).
     pub fn audit_key(&self) -> AuditKey {
         AuditKey::derive(self.key.as_ref())
+    }
+
+    /// The key manifest's HMAC key, derived from this key (HKDF, its own label).
+    pub fn manifest_key(&self) -> ManifestKey {
+        ManifestKey::derive(self.key.as_ref())
     }
 
     /// Encrypts `secret`, binding `associated` (authenticated, not encrypted).
@@ -179,6 +214,48 @@ mod tests {
         assert!(key.open(&sealed, b"other meta").is_err());
         let wrong = params.derive(&SecretString::from("wrong")).unwrap();
         assert!(wrong.open(&sealed, b"meta").is_err());
+    }
+
+    #[test]
+    fn absurd_parameters_from_disk_are_refused_before_any_allocation() {
+        for (params, parameter) in [
+            (
+                KdfParams {
+                    memory_kib: 64 * 1024 * 1024,
+                    ..cheap_params()
+                },
+                "memory_kib",
+            ),
+            (
+                KdfParams {
+                    iterations: u32::MAX,
+                    ..cheap_params()
+                },
+                "iterations",
+            ),
+            (
+                KdfParams {
+                    parallelism: 1000,
+                    ..cheap_params()
+                },
+                "parallelism",
+            ),
+        ] {
+            let error = params.derive(&SecretString::from("pw")).unwrap_err();
+            assert!(
+                matches!(error, FileProblem::KdfTooCostly { parameter: p, .. } if p == parameter),
+                "{error}"
+            );
+            assert!(error.to_string().contains(parameter), "{error}");
+            assert!(error.to_string().contains("restore"), "{error}");
+        }
+        let at_the_bound = KdfParams {
+            memory_kib: 64,
+            iterations: MAX_ITERATIONS,
+            parallelism: 1,
+            ..cheap_params()
+        };
+        assert!(at_the_bound.derive(&SecretString::from("pw")).is_ok());
     }
 
     #[test]
