@@ -128,6 +128,14 @@ pub enum Error {
     #[error("configuration: {0}")]
     Config(String),
 
+    /// A directory the daemon relies on could be changed by someone else.
+    #[error("{what}: {source}")]
+    UnsafeDirectory {
+        what: &'static str,
+        #[source]
+        source: crate::backend::software::private_dir::UnsafeDir,
+    },
+
     /// A filesystem or socket operation failed.
     #[error("{action} {path}: {source}")]
     Io {
@@ -253,6 +261,7 @@ impl Error {
             Error::NoBackend { .. } | Error::NotCapable { .. } => ErrorKind::FailedPrecondition,
             Error::PermissionDenied(_) | Error::PeerUnknown(_) => ErrorKind::PermissionDenied,
             Error::Config(_)
+            | Error::UnsafeDirectory { .. }
             | Error::Io { .. }
             | Error::Tls { .. }
             | Error::Serve { .. }

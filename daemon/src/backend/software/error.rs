@@ -36,6 +36,15 @@ pub enum SoftwareError {
         source: std::io::Error,
     },
 
+    /// The filesystem holding the keystore is full (ENOSPC, or a quota).
+    #[error("no space left for the keystore: {action} {path}: {source}; free space on that filesystem (or delete keys you no longer need with `tufkey key delete`), then try again")]
+    NoSpace {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The keystore secret file cannot be used; the problem says how to fix it.
     #[error("keystore secret file {path}: {problem}")]
     SecretFile { path: PathBuf, problem: String },
@@ -83,6 +92,10 @@ pub enum SoftwareError {
     /// A blocking task (file I/O, key derivation) failed.
     #[error(transparent)]
     Task(#[from] TaskFailed),
+
+    /// The store directory (or one above it) could be changed by someone else.
+    #[error("keystore directory: {0}")]
+    UnsafeDir(#[from] super::private_dir::UnsafeDir),
 }
 
 /// Why a keystore file could not be used.
@@ -110,6 +123,12 @@ pub enum FileProblem {
     UnsupportedKdf(String),
     #[error("bad KDF parameters: {0}")]
     KdfParams(#[source] argon2::Error),
+    #[error("KDF parameter {parameter} = {value} is above the most tufkeyd accepts ({max}; it writes 65536 KiB, 3 iterations, 1 lane): the file was damaged or altered; restore it (store.json, or the key files if store.json is gone) from a backup")]
+    KdfTooCostly {
+        parameter: &'static str,
+        value: u32,
+        max: u32,
+    },
     #[error("unsupported cipher {0:?}")]
     UnsupportedCipher(String),
     #[error("{what} is not base64: {source}")]
@@ -126,22 +145,40 @@ pub enum FileProblem {
     NotAScalar,
     #[error("private key does not match the public key")]
     KeyMismatch,
+    #[error("its MAC does not verify under this store's key (altered, or copied from another store), so key files are loaded unchecked: compare keys/ with a backup, then remove manifest.json and restart tufkeyd to record the key files as they are now")]
+    ManifestMac,
+    #[error("not in the key manifest (added behind tufkeyd's back), so it is not loaded: bring keys in with `tufkey restore` or `tufkey import`; if this file is yours, remove manifest.json and restart tufkeyd to record the key files as they are now")]
+    NotInManifest,
+    #[error("differs from the file tufkeyd wrote (an old copy restored, or altered), so it is not loaded: restore the file tufkeyd wrote from a backup; if this one is right, remove manifest.json and restart tufkeyd to record the key files as they are now")]
+    ChangedSinceManifest,
+    #[error("listed in the key manifest but gone (removed behind tufkeyd's back): restore it from a backup; if it was meant to go, remove manifest.json and restart tufkeyd to record the key files as they are now")]
+    MissingSinceManifest,
 }
 
 /// Shorthand inside the software keystore.
 pub type Result<T, E = SoftwareError> = std::result::Result<T, E>;
 
 impl SoftwareError {
-    /// Builds a [`SoftwareError::Io`] for `action` on `path`; for `map_err`.
+    /// Builds a [`SoftwareError::Io`] for `action` on `path` ([`SoftwareError::NoSpace`]
+    /// when the filesystem is full); for `map_err`.
     pub fn io(
         action: &'static str,
         path: impl Into<PathBuf>,
     ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| SoftwareError::Io {
-            action,
-            path,
-            source,
+        move |source| match source.kind() {
+            std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => {
+                SoftwareError::NoSpace {
+                    action,
+                    path,
+                    source,
+                }
+            }
+            _ => SoftwareError::Io {
+                action,
+                path,
+                source,
+            },
         }
     }
 }
@@ -149,11 +186,13 @@ impl SoftwareError {
 impl BackendFailure for SoftwareError {
     fn kind(&self) -> ErrorKind {
         match self {
-            SoftwareError::Locked | SoftwareError::SecretFile { .. } => {
-                ErrorKind::FailedPrecondition
-            }
+            SoftwareError::Locked
+            | SoftwareError::SecretFile { .. }
+            | SoftwareError::UnsafeDir(_) => ErrorKind::FailedPrecondition,
             SoftwareError::WrongPassphrase(_) => ErrorKind::Unauthenticated,
-            SoftwareError::BackingOff { .. } => ErrorKind::Unavailable,
+            SoftwareError::BackingOff { .. } | SoftwareError::NoSpace { .. } => {
+                ErrorKind::Unavailable
+            }
             SoftwareError::Unreadable { .. } | SoftwareError::Kdf(_) => ErrorKind::DataLoss,
             SoftwareError::NotHere(_) => ErrorKind::NotFound,
             SoftwareError::NotExportable(_) => ErrorKind::InvalidInput,

@@ -1,62 +1,61 @@
-//! Private files on disk: owner-only directories and atomic, durable writes.
+//! Private files on disk: atomic, durable writes.
 
+use super::durable::Disk;
 use super::error::{Result, SoftwareError};
-use std::fs;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use rand_core::{OsRng, RngCore};
 use std::path::Path;
 
 /// Prefix of the temporary files an interrupted write can leave behind.
 pub const TEMP_PREFIX: &str = ".tmp-";
 
-/// Creates `dir` (and parents) and makes it mode 0700.
-pub fn ensure_private_dir(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).map_err(SoftwareError::io("creating directory", dir))?;
-    let mode = fs::metadata(dir)
-        .map_err(SoftwareError::io("reading", dir))?
-        .permissions()
-        .mode()
-        & 0o777;
-    if mode != 0o700 {
-        if mode & 0o077 != 0 {
-            tracing::warn!(dir = %dir.display(), mode = format!("{mode:o}"), "tightening keystore directory permissions to 0700");
-        }
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-            .map_err(SoftwareError::io("setting permissions on", dir))?;
-    }
-    Ok(())
-}
-
-/// Writes `bytes` to `dir/name` so that the file is either absent or complete:
-/// temp file (0600) -> fsync -> rename without replacing -> fsync the directory.
-pub fn write_new_file_atomically(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
+/// Writes `bytes` to `dir/name` through `disk` so that, even across a crash, the
+/// file is either absent or complete: a temp file (0600) is written, fsynced,
+/// renamed into place without replacing anything, and the directory fsynced. It
+/// returns `Ok` only once all of that is durable. On an error before the rename the
+/// temp file is removed; one a crash leaves behind is removed by the next scan.
+pub fn write_new_file_atomically<D: Disk>(
+    disk: &D,
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+) -> Result<()> {
     let target = dir.join(name);
-    let mut temp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .permissions(fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
+    let temp = dir.join(format!("{TEMP_PREFIX}{:016x}", OsRng.next_u64()));
+    let mut file = disk
+        .create_new(&temp)
         .map_err(SoftwareError::io("creating a temporary file in", dir))?;
-    temp.write_all(bytes)
-        .map_err(SoftwareError::io("writing", temp.path()))?;
-    temp.as_file()
-        .sync_all()
-        .map_err(SoftwareError::io("syncing", temp.path()))?;
-    temp.persist_noclobber(&target)
-        .map_err(|error| SoftwareError::io("renaming into place", &target)(error.error))?;
-    sync_dir(dir)
+    let placed = disk
+        .write_all(&mut file, bytes)
+        .map_err(SoftwareError::io("writing", &temp))
+        .and_then(|()| {
+            disk.sync_file(&mut file)
+                .map_err(SoftwareError::io("syncing", &temp))
+        })
+        .and_then(|()| {
+            disk.rename_noclobber(&temp, &target)
+                .map_err(SoftwareError::io("renaming into place", &target))
+        });
+    drop(file);
+    if let Err(error) = placed {
+        if let Err(cleanup) = disk.remove_file(&temp) {
+            tracing::warn!(file = %temp.display(), %cleanup, "could not remove the temporary file of a failed write; the next start removes it");
+        }
+        return Err(error);
+    }
+    sync_dir(disk, dir)
 }
 
-/// Removes `path` durably.
-pub fn remove_file_durably(path: &Path) -> Result<()> {
-    fs::remove_file(path).map_err(SoftwareError::io("removing", path))?;
+/// Removes `path` through `disk` and fsyncs its directory.
+pub fn remove_file_durably<D: Disk>(disk: &D, path: &Path) -> Result<()> {
+    disk.remove_file(path)
+        .map_err(SoftwareError::io("removing", path))?;
     if let Some(dir) = path.parent() {
-        sync_dir(dir)?;
+        sync_dir(disk, dir)?;
     }
     Ok(())
 }
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    fs::File::open(dir)
-        .and_then(|handle| handle.sync_all())
+fn sync_dir<D: Disk>(disk: &D, dir: &Path) -> Result<()> {
+    disk.sync_dir(dir)
         .map_err(SoftwareError::io("syncing directory", dir))
 }
