@@ -9,7 +9,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 [[ -d $1 ]] || exit 0
 state=$(cd "$1" && pwd)
 shopt -s nullglob
-for pidfile in "$state"/card-*.pid; do
+for pidfile in "$state"/card-*.pid "$state"/lookalike-*.pid; do
     vcard_kill "$pidfile" tufkey-vcard
 done
 vcard_kill "$state/pcscd.pid" pcscd

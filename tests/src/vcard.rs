@@ -77,6 +77,19 @@ impl Cards {
         self.card_script("start", serial);
     }
 
+    /// Pulls card `host` and puts a look-alike of card `serial` in its reader: a
+    /// fresh card (its own keys and attestation certificate) reporting `serial`,
+    /// while the genuine card stays in its reader. Dropping it takes it out and
+    /// re-inserts `host`.
+    pub fn insert_lookalike(&self, serial: u32, host: u32) -> LookAlike<'_> {
+        self.lookalike_script("start", serial, host);
+        LookAlike {
+            cards: self,
+            serial,
+            host,
+        }
+    }
+
     fn card_script(&self, action: &str, serial: u32) {
         let status = Command::new("bash")
             .arg(workspace_root().join("scripts/vcard/card.sh"))
@@ -85,6 +98,64 @@ impl Cards {
             .expect("run scripts/vcard/card.sh");
         assert!(status.success(), "card.sh {action} {serial} failed");
     }
+
+    fn lookalike_script(&self, action: &str, serial: u32, host: u32) {
+        let status = Command::new("bash")
+            .arg(workspace_root().join("scripts/vcard/lookalike.sh"))
+            .args([
+                self.state_dir.as_str(),
+                action,
+                &serial.to_string(),
+                &host.to_string(),
+            ])
+            .status()
+            .expect("run scripts/vcard/lookalike.sh");
+        assert!(
+            status.success(),
+            "lookalike.sh {action} {serial} {host} failed"
+        );
+    }
+}
+
+/// A look-alike card in another card's reader ([`Cards::insert_lookalike`]).
+pub struct LookAlike<'a> {
+    cards: &'a Cards,
+    serial: u32,
+    host: u32,
+}
+
+impl LookAlike<'_> {
+    /// How many VERIFY commands carrying a PIN the look-alike has received.
+    pub fn pins_received(&self) -> u64 {
+        let path = Path::new(&self.cards.state_dir)
+            .join(format!("lookalike-{}.state.verifies", self.serial));
+        match std::fs::read_to_string(&path) {
+            Ok(text) => text.trim().parse().expect("a VERIFY count"),
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(error) => panic!("read {}: {error}", path.display()),
+        }
+    }
+}
+
+impl Drop for LookAlike<'_> {
+    fn drop(&mut self) {
+        self.cards.lookalike_script("stop", self.serial, self.host);
+    }
+}
+
+/// Signs `digest` straight on the card with the key in `slot` (PIN verified
+/// first), with the `yubikey` crate rather than through tufkeyd.
+pub fn sign_in_slot(serial: u32, slot: u8, digest: &[u8; 32]) -> yubikey::Result<Vec<u8>> {
+    let mut yubikey = open(serial);
+    yubikey.verify_pin(PIN.as_bytes())?;
+    let slot = yubikey::piv::SlotId::try_from(slot)?;
+    let signature = yubikey::piv::sign_data(
+        &mut yubikey,
+        digest,
+        yubikey::piv::AlgorithmId::EccP256,
+        slot,
+    )?;
+    Ok(signature.to_vec())
 }
 
 /// Opens a card directly with the `yubikey` crate (retrying while pcscd catches up).

@@ -405,6 +405,8 @@ fn a_backed_up_root_key_moved_onto_a_primary_and_a_spare_signs_a_repository_from
     host.cards.insert(spare);
     host.cards.pull(primary);
     host.wait_for_cards(&[spare]);
+    // The spare was pulled: its PIN is asked for again.
+    assert!(unlock(host.daemon(), spare, PIN).success);
     host.assert_signs(&shown, "the spare alone");
     host.sign_and_verify_repository(&repo_keys, "repo-spare-only");
 

@@ -1,7 +1,8 @@
 //! Pulling and re-inserting a (virtual) YubiKey while tufkeyd runs, through the
 //! real pcscd: a burst of signatures never hangs and never kills the daemon, the
 //! pulled card's keys show as unavailable with "insert YubiKey <serial>", signing
-//! works again within 2 s of re-insertion, and `device watch` reports both events.
+//! works again within 2 s of re-insertion (once the card, whose PIN was forgotten
+//! when it left, is unlocked again), and `device watch` reports both events.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -100,16 +101,16 @@ fn pulling_the_card_during_a_burst_of_signatures_gives_signatures_or_clear_error
 
     cards.insert(serial);
     let inserted = Instant::now();
-    let signature = loop {
-        match sign_raw(&daemon, &sandbox.path("burst"), &keyid, b"back") {
-            Ok(signature) => break signature,
-            Err(failure) if inserted.elapsed() < Duration::from_secs(5) => {
-                eprintln!("not yet: {}", failure.stderr.trim());
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            Err(failure) => panic!("no signature 5 s after re-insertion: {}", failure.stderr),
-        }
-    };
+    // The card's PIN was forgotten when it left: it is unlocked again first.
+    while !unlock(&daemon, serial, PIN).success {
+        assert!(
+            inserted.elapsed() < Duration::from_secs(5),
+            "the card is not back 5 s after re-insertion"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let signature = sign_raw(&daemon, &sandbox.path("burst"), &keyid, b"back")
+        .unwrap_or_else(|failure| panic!("no signature after re-insertion: {}", failure.stderr));
     let took = inserted.elapsed();
     assert!(signature_verifies(&key, b"back", &signature));
     assert!(

@@ -44,7 +44,7 @@ fn onto(
         placement: Placement::YubiKey(YubiKeyPlacement {
             serial: Some(serial),
             slot: slot.map(|slot| slot.parse().expect("a PIV slot")),
-            touch_policy: TouchPolicy::Never,
+            touch_policy: Some(TouchPolicy::Never),
             allow_default_mgmt_key: true,
         }),
         created_at: None,
@@ -196,6 +196,11 @@ async fn a_software_key_on_a_primary_and_a_spare_card_signs_from_either_and_stay
                 .any(|(serial, _)| *serial == pulled)
         })
         .await;
+        // A card that was pulled is unlocked again: its PIN was forgotten.
+        devices
+            .unlock(pulled, Pin::new(PIN.as_bytes().to_vec()), false, false)
+            .await
+            .unwrap();
     }
 
     // An imported key has no attestation (the card only attests its own keys).

@@ -16,12 +16,12 @@ fn role_key(key: &Value) -> RoleKey {
     RoleKey::new(key["keyid"].as_str().unwrap(), key["tuf_key"].clone())
 }
 
-fn assert_on_card(key: &Value, serial: u32, slot: &str, pin_policy: &str) {
+fn assert_on_card(key: &Value, serial: u32, slot: &str, pin_policy: &str, touch_policy: &str) {
     assert_eq!(key["backend"], "yubikey", "{key}");
     assert_eq!(key["serial"], serial, "{key}");
     assert_eq!(key["slot"], slot, "{key}");
     assert_eq!(key["pin_policy"], pin_policy, "{key}");
-    assert_eq!(key["touch_policy"], "never", "{key}");
+    assert_eq!(key["touch_policy"], touch_policy, "{key}");
     assert_eq!(key["exportable"], false, "{key}");
     assert_eq!(key["available"], true, "{key}");
 }
@@ -43,8 +43,9 @@ fn root_in_9c_and_targets_in_82_sign_a_repository_that_python_tuf_and_tough_acce
         "targets",
         &["--allow-default-mgmt-key"],
     );
-    assert_on_card(&root, serial, "9c", "always");
-    assert_on_card(&targets, serial, "82", "once");
+    // Root needs a touch by default; online roles do not.
+    assert_on_card(&root, serial, "9c", "always", "always");
+    assert_on_card(&targets, serial, "82", "once", "never");
     assert_eq!(
         daemon
             .cli_ok(&["--json", "key", "show", root["keyid"].as_str().unwrap()])
@@ -143,7 +144,23 @@ fn a_second_daemon_with_an_empty_store_finds_the_same_keys_on_the_card_and_signs
         b"payload",
     )
     .expect_err("no PIN yet");
-    unsigned.assert_fails_with(&format!("run `tufkey unlock --serial {serial}`"));
+    // Root needs a touch: the CLI says so on a line of its own before the error.
+    assert!(
+        unsigned.stderr.contains(&format!("touch YubiKey {serial}")),
+        "{}",
+        unsigned.stderr
+    );
+    let reason = unsigned
+        .stderr
+        .trim_end()
+        .lines()
+        .last()
+        .unwrap_or_default();
+    assert!(
+        reason.contains(&format!("run `tufkey unlock --serial {serial}`")),
+        "{}",
+        unsigned.stderr
+    );
     assert!(unlock(&second, serial, PIN).success);
     for key in [&root, &delegation] {
         let signature = sign_raw(

@@ -32,7 +32,8 @@ pub enum KeyCommand {
         /// YubiKey: the PIV slot, 9c or 82..95 [default: 9c for root, else the first free retired slot].
         #[arg(long, requires = "backend")]
         slot: Option<String>,
-        /// YubiKey: whether each signature needs a touch.
+        /// YubiKey: whether each signature needs a touch [default: always for root
+        /// keys and slot 9c, else never].
         #[arg(long, value_enum, requires = "backend")]
         touch: Option<TouchArg>,
         /// YubiKey: generate even though the device still has the factory management

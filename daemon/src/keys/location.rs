@@ -103,7 +103,8 @@ pub struct YubiKeyPlacement {
     pub serial: Option<u32>,
     /// The slot; `None` picks 9c for root, else the first free retired slot.
     pub slot: Option<PivSlot>,
-    pub touch_policy: TouchPolicy,
+    /// `None`: ALWAYS for root keys and slot 9c, else NEVER.
+    pub touch_policy: Option<TouchPolicy>,
     /// Allow generating on a device that still has the factory management key.
     pub allow_default_mgmt_key: bool,
 }

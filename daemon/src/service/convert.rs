@@ -124,9 +124,11 @@ pub fn yubikey_placement(
     allow_default_mgmt_key: bool,
 ) -> Result<YubiKeyPlacement> {
     let touch_policy = match pb::TouchPolicy::try_from(touch_policy) {
-        Ok(pb::TouchPolicy::Unspecified | pb::TouchPolicy::Never) => TouchPolicy::Never,
-        Ok(pb::TouchPolicy::Cached) => TouchPolicy::Cached,
-        Ok(pb::TouchPolicy::Always) => TouchPolicy::Always,
+        // Unspecified: the backend's default for the role and slot.
+        Ok(pb::TouchPolicy::Unspecified) => None,
+        Ok(pb::TouchPolicy::Never) => Some(TouchPolicy::Never),
+        Ok(pb::TouchPolicy::Cached) => Some(TouchPolicy::Cached),
+        Ok(pb::TouchPolicy::Always) => Some(TouchPolicy::Always),
         Err(_) => {
             return Err(Error::invalid(
                 "touch_policy",

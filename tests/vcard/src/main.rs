@@ -10,6 +10,7 @@
 //!
 //! NOT A SECURE DEVICE: keys live in a plain file (or RAM).
 
+mod attestation;
 mod card;
 mod dispatch;
 mod import;
@@ -39,6 +40,9 @@ const INS_GET_METADATA: u8 = 0xF7;
 const INS_GET_VERSION: u8 = 0xFD;
 const INS_GENERATE: u8 = 0x47;
 const INS_IMPORT_KEY: u8 = 0xFE;
+const INS_VERIFY: u8 = 0x20;
+/// GENERATE's touch-policy tag (Yubico).
+const TOUCH_POLICY_TAG: u8 = 0xAB;
 /// GET DATA request for the Key History Object (5FC10C).
 const GET_KEY_HISTORY: [u8; 5] = [0x5C, 0x03, 0x5F, 0xC1, 0x0C];
 
@@ -74,9 +78,26 @@ struct VCard {
     reset_due: bool,
     /// Hands an imported P-256 scalar to the trussed dispatch.
     injection: import::Injection,
+    /// GET DATA's answer for the attestation certificate (slot f9).
+    attestation: Vec<u8>,
+    /// VERIFY commands that carried a PIN, and the file (`STATE.verifies`) that
+    /// tells tests how many this card received.
+    verifies: u64,
+    verify_log: Option<PathBuf>,
 }
 
 impl VCard {
+    /// Counts a VERIFY that carried a PIN (right or wrong) in `STATE.verifies`.
+    fn record_verify(&mut self) {
+        self.verifies += 1;
+        log::info!("VERIFY with a PIN received (#{})", self.verifies);
+        if let Some(path) = &self.verify_log {
+            if let Err(e) = std::fs::write(path, format!("{}\n", self.verifies)) {
+                log::error!("cannot record VERIFY count in {}: {e}", path.display());
+            }
+        }
+    }
+
     fn restart_app(&mut self) {
         self.reset_due = false;
         self.chain = None;
@@ -161,6 +182,15 @@ impl VCard {
         if self.reset_due {
             self.restart_app();
         }
+        if ins == INS_VERIFY && !data.is_empty() {
+            self.record_verify();
+        }
+        if ins == INS_GENERATE {
+            log::info!(
+                "GENERATE in slot {p2:02x}, touch policy {}",
+                touch_policy(&data).map_or("default".to_owned(), |t| format!("{t:02x}"))
+            );
+        }
 
         let (out, sw) = match ins {
             INS_SELECT => {
@@ -182,6 +212,9 @@ impl VCard {
             // factory YubiKey has none, and yubikey 0.8's `Key::list` (piv_keys)
             // reads 5FC10C as a certificate and fails on it. Hide it.
             INS_GET_DATA if data == GET_KEY_HISTORY => (Vec::new(), 0x6A82),
+            INS_GET_DATA if data == attestation::GET_ATTESTATION => {
+                (self.attestation.clone(), 0x9000)
+            }
             INS_IMPORT_KEY if p1 == import::P256 => match import::scalar(&data) {
                 Some(scalar) => {
                     self.injection.set(scalar);
@@ -209,6 +242,21 @@ impl VCard {
         );
         self.chunk(out, sw, le)
     }
+}
+
+/// The touch policy (tag `AB`) in GENERATE's control template
+/// (`AC L 80 01 alg [AA 01 pin] [AB 01 touch]`); piv-authenticator ignores it.
+fn touch_policy(data: &[u8]) -> Option<u8> {
+    let template = data.strip_prefix(&[0xAC])?.get(1..)?;
+    let mut rest = template;
+    while let [tag, len, tail @ ..] = rest {
+        let value = tail.get(..usize::from(*len))?;
+        if *tag == TOUCH_POLICY_TAG {
+            return value.first().copied();
+        }
+        rest = &tail[usize::from(*len)..];
+    }
+    None
 }
 
 impl vpicc::VSmartCard for VCard {
@@ -250,6 +298,18 @@ fn main() {
             std::process::exit(1);
         }
     };
+    let attestation = match attestation::load_or_create(args.state_file.as_deref(), args.serial) {
+        Ok(certificate) => attestation::object(&certificate),
+        Err(e) => {
+            log::error!("cannot make the attestation certificate: {e}");
+            std::process::exit(1);
+        }
+    };
+    let verify_log = args.state_file.as_ref().map(|state| {
+        let mut name = state.as_os_str().to_owned();
+        name.push(".verifies");
+        PathBuf::from(name)
+    });
     let mut card = VCard {
         serial: args.serial,
         app,
@@ -257,6 +317,9 @@ fn main() {
         pending: Vec::new(),
         reset_due: true,
         injection,
+        attestation,
+        verifies: 0,
+        verify_log,
     };
     let addr = format!("{}:{}", args.vpcd_host, args.vpcd_port);
     log::info!(

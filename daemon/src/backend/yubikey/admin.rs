@@ -4,7 +4,7 @@
 use super::device::{CardError, Device};
 use super::error::YubiKeyError;
 use super::key_backend::location;
-use super::{attest, mgmt, on_device, pin, YubiKeyBackend};
+use super::{attest, identity, mgmt, on_device, pin, YubiKeyBackend};
 use crate::error::Result;
 use crate::keys::{
     Attestation, DeviceEvent, DeviceInfo, Devices, InitReport, InitSecrets, KeyRecord, Origin, Pin,
@@ -50,15 +50,18 @@ impl Devices for YubiKeyBackend {
         let device = self.presence.device(serial)?;
         let presence = self.presence.clone();
         let typed = pin.clone();
-        let tries_left = on_device(device, move |yubikey| {
+        let (tries_left, card) = on_device(device, move |yubikey| {
+            // The card the PIN goes to is the one it is bound to.
+            let card = identity::read(yubikey)?;
             pin::verify_typed_guarded(&presence.pins, serial, yubikey, &typed, force)?;
-            Ok(yubikey.get_pin_retries()?)
+            Ok((yubikey.get_pin_retries()?, card))
         })
         .await?;
+        warn_if_unattested(serial, card);
         if remember {
-            self.presence.pins.remember(serial, &pin)?;
+            self.presence.pins.remember(serial, &pin, card)?;
         }
-        self.presence.pins.store(serial, pin);
+        self.presence.pins.store(serial, pin, card);
         tracing::info!(serial, remember, force, "YubiKey unlocked");
         Ok(PinUnlocked {
             tries_left,
@@ -87,7 +90,8 @@ impl Devices for YubiKeyBackend {
             .new_pin
             .clone()
             .unwrap_or_else(|| secrets.pin.clone());
-        let report = on_device(device, move |yubikey| {
+        let (report, card) = on_device(device, move |yubikey| {
+            let card = identity::read(yubikey)?;
             // No `force` here: at one try left, `tufkey unlock --force` comes first.
             pin::verify_typed_guarded(&presence.pins, serial, yubikey, &secrets.pin, false)?;
             mgmt::authenticate(yubikey, serial, true)?;
@@ -105,15 +109,16 @@ impl Devices for YubiKeyBackend {
             if let Some(new_pin) = &secrets.new_pin {
                 yubikey.change_pin(&secrets.pin, new_pin)?;
             }
-            Ok(InitReport {
+            let report = InitReport {
                 management_key_algorithm: mgmt::ALGORITHM,
                 management_key_storage: mgmt::STORAGE,
                 pin_changed: secrets.new_pin.is_some(),
                 puk_changed: secrets.new_puk.is_some(),
-            })
+            };
+            Ok((report, card))
         })
         .await?;
-        self.presence.pins.store(serial, current);
+        self.presence.pins.store(serial, current, card);
         tracing::info!(
             serial,
             pin_changed = report.pin_changed,
@@ -139,16 +144,33 @@ impl Devices for YubiKeyBackend {
             attest::fetch_chain(yubikey, at.serial, at.slot)
         })
         .await?;
-        let root_subject = attest::verify_chain(&chain, &attest::yubico_roots(), &key.public_key)
-            .map_err(|reason| YubiKeyError::Attestation {
+        let expected = attest::Expected {
             serial: at.serial,
-            slot: at.slot,
-            reason,
-        })?;
+            pin_policy: at.pin_policy,
+            touch_policy: at.touch_policy,
+        };
+        let root_subject =
+            attest::verify_chain(&chain, &attest::yubico(), &key.public_key, &expected).map_err(
+                |reason| YubiKeyError::Attestation {
+                    serial: at.serial,
+                    slot: at.slot,
+                    reason,
+                },
+            )?;
         Ok(Attestation {
             chain,
             root_subject,
         })
+    }
+}
+
+/// A card without an attestation certificate cannot be told from a look-alike.
+fn warn_if_unattested(serial: u32, card: identity::CardIdentity) {
+    if card == identity::CardIdentity::Unattested {
+        tracing::warn!(
+            serial,
+            "YubiKey has no attestation certificate (slot f9): tufkey cannot tell it from a look-alike reporting the same serial"
+        );
     }
 }
 

@@ -247,7 +247,7 @@ impl<'a> SubjectFields<'a> {
     }
 }
 
-type Policies = (PinPolicy, TouchPolicy);
+pub(super) type Policies = (PinPolicy, TouchPolicy);
 
 /// The origin a description next to the policy extension records: [`IMPORTED`]
 /// for an imported key; none (or first-release policies, which the extension
@@ -286,22 +286,42 @@ fn parse_description(description: &str) -> Result<Policies, String> {
 /// Yubico's policy extension. Its value is the two policy bytes themselves
 /// (the extension's OCTET STRING holds them directly, no inner DER), so the
 /// `Encode` here writes exactly those bytes.
+/// The card writes the same extension into its attestation certificates.
 #[derive(Clone, Copy, Debug, PartialEq)]
-struct PolicyExtension([u8; 2]);
+pub(super) struct PolicyExtension([u8; 2]);
 
 impl PolicyExtension {
     fn of(metadata: &KeyMetadata) -> Self {
-        // Yubico's numbering (the same bytes PIV GENERATE takes in tags AA/AB).
-        let pin = match metadata.pin_policy {
+        Self::new(metadata.pin_policy, metadata.touch_policy)
+    }
+
+    /// Yubico's numbering (the same bytes PIV GENERATE takes in tags AA/AB).
+    pub(super) fn new(pin_policy: PinPolicy, touch_policy: TouchPolicy) -> Self {
+        let pin = match pin_policy {
             PinPolicy::Once => 2,
             PinPolicy::Always => 3,
         };
-        let touch = match metadata.touch_policy {
+        let touch = match touch_policy {
             TouchPolicy::Never => 1,
             TouchPolicy::Always => 2,
             TouchPolicy::Cached => 3,
         };
         PolicyExtension([pin, touch])
+    }
+
+    /// The policies in `certificate`'s policy extension, if it has one.
+    pub(super) fn find(certificate: &x509_cert::Certificate) -> Option<Result<Policies, String>> {
+        let mut found = certificate
+            .tbs_certificate
+            .extensions
+            .iter()
+            .flatten()
+            .filter(|extension| extension.extn_id == POLICY_EXTENSION);
+        let extension = found.next()?;
+        Some(match found.next() {
+            Some(_) => Err("two PIN/touch policy extensions".into()),
+            None => Self::read(extension),
+        })
     }
 
     fn read(extension: &Extension) -> Result<Policies, String> {

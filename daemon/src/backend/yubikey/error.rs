@@ -32,6 +32,11 @@ pub enum YubiKeyError {
     #[error("several YubiKeys are plugged in ({serials}): choose one with --serial")]
     SeveralInserted { serials: String },
 
+    /// A card reports the serial but is not the card that accepted the cached PIN
+    /// (its attestation certificate differs): the PIN was not sent.
+    #[error("the YubiKey reporting serial {serial} is not the card its PIN was given for (its attestation certificate differs), so the cached PIN was not sent: check the card; if it is yours, run `tufkey unlock --serial {serial}`")]
+    NotTheSameCard { serial: u32 },
+
     /// The daemon has no PIN for this YubiKey.
     #[error("YubiKey {serial} needs its PIN: run `tufkey unlock --serial {serial}`")]
     PinRequired { serial: u32 },
@@ -201,6 +206,7 @@ impl BackendFailure for YubiKeyError {
             | NoneInserted
             | SeveralInserted { .. }
             | PinRequired { .. }
+            | NotTheSameCard { .. }
             | PinBlocked { .. }
             | LastPinTry { .. }
             | LastTypedPinTry { .. }

@@ -95,10 +95,12 @@ impl KeyBackend for YubiKeyBackend {
         Ok(signature)
     }
 
-    /// Removes the key's certificate from the record's own card, so tufkey no
-    /// longer sees the key there and the slot is free (copies on other cards
-    /// stay). The `yubikey` library cannot erase the private key itself; the next
-    /// key generated in the slot overwrites it.
+    /// Destroys the key on the record's own card (copies on other cards stay):
+    /// a throwaway key generated in the slot overwrites the private key — the
+    /// `yubikey` library has no DELETE KEY (firmware 5.7), and overwriting works
+    /// on every firmware — then the certificate goes, so tufkey no longer sees a
+    /// key there and the slot is free. The throwaway key's public half is never
+    /// kept: nothing it could sign is trusted anywhere.
     async fn delete(&self, key: &KeyRecord) -> Result<()> {
         let at = location(key)?;
         let device = self.presence.device(at.serial)?;
@@ -106,6 +108,13 @@ impl KeyBackend for YubiKeyBackend {
         on_device(device, move |yubikey| {
             pin::verify_cached(&presence.pins, at.serial, yubikey)?;
             mgmt::authenticate(yubikey, at.serial, true)?;
+            piv::generate(
+                yubikey,
+                at.slot.into(),
+                AlgorithmId::EccP256,
+                yubikey::PinPolicy::Default,
+                yubikey::TouchPolicy::Never,
+            )?;
             Ok(Certificate::delete(yubikey, at.slot.into())?)
         })
         .await?;
@@ -256,7 +265,9 @@ pub(super) fn card_metadata(
     KeyMetadata {
         gun: gun.clone(),
         role: role.clone(),
-        touch_policy: placement.touch_policy,
+        touch_policy: placement
+            .touch_policy
+            .unwrap_or_else(|| slots::touch_policy(role, slot)),
         pin_policy: slots::pin_policy(slot),
         origin,
     }

@@ -23,6 +23,7 @@ mod certificate;
 mod device;
 mod error;
 mod hotplug;
+mod identity;
 mod import;
 mod key_backend;
 mod mgmt;

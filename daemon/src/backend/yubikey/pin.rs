@@ -1,12 +1,14 @@
 //! PINs the daemon holds — per device serial, in zeroising memory, for a limited
 //! time (`--pin-cache-secs`), optionally remembered in the OS keyring so a restarted
 //! daemon finds them — and how they are verified on a card: never retried after a
-//! refusal, never used from the cache with one try left, and a typed PIN tried at one
-//! try left only when the caller says `force` (a wrong one would block the card).
+//! refusal, never used from the cache with one try left, never sent to a card other
+//! than the one that accepted it ([`identity`]), and a typed PIN tried at one try
+//! left only when the caller says `force` (a wrong one would block the card).
 //! Never logged, never in an error message.
 
 use super::device::{card_error, CardResult};
 use super::error::YubiKeyError;
+use super::identity::{self, CardIdentity};
 use crate::keys::Pin;
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -17,6 +19,8 @@ const KEYRING_SERVICE: &str = "tufkey";
 
 struct Cached {
     pin: Pin,
+    /// The card that accepted the PIN: the only one it is sent to.
+    card: CardIdentity,
     expires: Instant,
 }
 
@@ -50,11 +54,14 @@ impl PinCache {
         self.ttl
     }
 
-    /// The PIN for `serial`: from memory if still fresh, else from the keyring.
-    pub fn get(&self, serial: u32) -> Option<Pin> {
+    /// The PIN for `serial` and the card it belongs to: from memory if still
+    /// fresh, else from the keyring (a PIN remembered without its card is not used).
+    pub fn get(&self, serial: u32) -> Option<(Pin, CardIdentity)> {
         let mut pins = self.lock();
         match pins.get(&serial) {
-            Some(cached) if cached.expires > Instant::now() => return Some(cached.pin.clone()),
+            Some(cached) if cached.expires > Instant::now() => {
+                return Some((cached.pin.clone(), cached.card))
+            }
             Some(_) => {
                 pins.remove(&serial);
             }
@@ -62,9 +69,14 @@ impl PinCache {
         }
         drop(pins);
         let remembered = self.keyring_entry(serial)?.get_password().ok()?;
+        let card = self
+            .keyring_card_entry(serial)?
+            .get_password()
+            .ok()
+            .and_then(|text| CardIdentity::from_text(&text))?;
         let pin = Zeroizing::new(Zeroizing::new(remembered).as_bytes().to_vec());
-        self.store(serial, pin.clone());
-        Some(pin)
+        self.store(serial, pin.clone(), card);
+        Some((pin, card))
     }
 
     /// Whether a fresh PIN is in memory (the keyring is not consulted).
@@ -74,29 +86,38 @@ impl PinCache {
             .is_some_and(|cached| cached.expires > Instant::now())
     }
 
-    /// Keeps a PIN that the device just accepted.
-    pub fn store(&self, serial: u32, pin: Pin) {
+    /// Keeps a PIN that the device `card` just accepted.
+    pub fn store(&self, serial: u32, pin: Pin, card: CardIdentity) {
         let expires = Instant::now() + self.ttl;
-        self.lock().insert(serial, Cached { pin, expires });
+        self.lock().insert(serial, Cached { pin, card, expires });
     }
 
-    /// Saves the PIN in the OS keyring too.
-    pub fn remember(&self, serial: u32, pin: &[u8]) -> Result<(), YubiKeyError> {
+    /// Saves the PIN, and the card it belongs to, in the OS keyring too.
+    pub fn remember(
+        &self,
+        serial: u32,
+        pin: &[u8],
+        card: CardIdentity,
+    ) -> Result<(), YubiKeyError> {
         let entry = self.keyring_entry(serial).ok_or(YubiKeyError::NoKeyring)?;
+        let card_entry = self
+            .keyring_card_entry(serial)
+            .ok_or(YubiKeyError::NoKeyring)?;
         let text =
             Zeroizing::new(String::from_utf8(pin.to_vec()).map_err(|_| YubiKeyError::PinNotText)?);
-        entry
-            .set_password(&text)
-            .map_err(|source| YubiKeyError::Keyring {
-                action: "saving a YubiKey PIN",
-                source,
-            })
+        let saving = |source| YubiKeyError::Keyring {
+            action: "saving a YubiKey PIN",
+            source,
+        };
+        card_entry.set_password(&card.to_text()).map_err(saving)?;
+        entry.set_password(&text).map_err(saving)
     }
 
     /// Drops the PIN from memory and the keyring (after a wrong PIN).
     pub fn forget(&self, serial: u32) {
         self.lock().remove(&serial);
-        if let Some(entry) = self.keyring_entry(serial) {
+        let entries = [self.keyring_entry(serial), self.keyring_card_entry(serial)];
+        for entry in entries.into_iter().flatten() {
             match entry.delete_credential() {
                 Ok(()) | Err(keyring::Error::NoEntry) => {}
                 Err(error) => {
@@ -104,6 +125,12 @@ impl PinCache {
                 }
             }
         }
+    }
+
+    /// Drops the PIN from memory only (its card was removed); a PIN the user
+    /// asked to remember in the OS keyring stays there.
+    pub fn forget_in_memory(&self, serial: u32) {
+        self.lock().remove(&serial);
     }
 
     /// Drops PINs whose time is up; returns their serials.
@@ -122,10 +149,19 @@ impl PinCache {
     }
 
     fn keyring_entry(&self, serial: u32) -> Option<keyring::Entry> {
+        self.keyring(&format!("yubikey-pin:{serial}"))
+    }
+
+    /// Where the identity of the card a remembered PIN belongs to is kept.
+    fn keyring_card_entry(&self, serial: u32) -> Option<keyring::Entry> {
+        self.keyring(&format!("yubikey-card:{serial}"))
+    }
+
+    fn keyring(&self, user: &str) -> Option<keyring::Entry> {
         if !self.use_keyring {
             return None;
         }
-        keyring::Entry::new(KEYRING_SERVICE, &format!("yubikey-pin:{serial}"))
+        keyring::Entry::new(KEYRING_SERVICE, user)
             .map_err(|error| tracing::warn!(%error, "OS keyring unavailable"))
             .ok()
     }
@@ -135,17 +171,28 @@ impl PinCache {
     }
 }
 
-/// Verifies the cached PIN, unless there is none, the PIN is blocked, or one try
-/// is left (a cached PIN might be stale; the user should type it). A wrong PIN
-/// clears the cache and is not retried. Returns the PIN for a second VERIFY.
+/// Verifies the cached PIN, unless there is none, the card in front of us is not
+/// the one that accepted it (then nothing at all is sent), the PIN is blocked, or
+/// one try is left (a cached PIN might be stale; the user should type it). A wrong
+/// PIN clears the cache and is not retried. Returns the PIN for a second VERIFY.
 pub fn verify_cached(
     pins: &PinCache,
     serial: u32,
     yubikey: &mut yubikey::YubiKey,
 ) -> CardResult<Pin> {
-    let pin = pins
+    let (pin, bound) = pins
         .get(serial)
         .ok_or(YubiKeyError::PinRequired { serial })?;
+    let card = identity::read(yubikey)?;
+    if card != bound {
+        tracing::warn!(
+            serial,
+            ?bound,
+            ?card,
+            "a card reporting this serial is not the card its PIN was given for; PIN not sent"
+        );
+        return Err(YubiKeyError::NotTheSameCard { serial }.into());
+    }
     match tries_left(yubikey)? {
         Some(0) => return Err(YubiKeyError::PinBlocked { serial }.into()),
         Some(1) => return Err(YubiKeyError::LastPinTry { serial }.into()),
@@ -210,11 +257,16 @@ mod tests {
     #[test]
     fn pins_expire_after_the_ttl_and_can_be_forgotten() {
         let cache = PinCache::new(Duration::from_millis(50), false);
-        cache.store(1, Zeroizing::new(b"123456".to_vec()));
-        cache.store(2, Zeroizing::new(b"654321".to_vec()));
-        assert_eq!(cache.get(1).unwrap().as_slice(), b"123456");
+        let card = CardIdentity::Attested([1; 32]);
+        cache.store(1, Zeroizing::new(b"123456".to_vec()), card);
+        cache.store(2, Zeroizing::new(b"654321".to_vec()), card);
+        cache.store(3, Zeroizing::new(b"111111".to_vec()), card);
+        let (pin, bound) = cache.get(1).unwrap();
+        assert_eq!((pin.as_slice(), bound), (&b"123456"[..], card));
         cache.forget(2);
         assert!(cache.get(2).is_none());
+        cache.forget_in_memory(3);
+        assert!(cache.get(3).is_none());
         std::thread::sleep(Duration::from_millis(60));
         assert!(!cache.is_cached(1));
         assert_eq!(cache.expire(), vec![1]);
@@ -232,7 +284,10 @@ mod tests {
     #[test]
     fn remembering_without_a_keyring_names_the_reason() {
         let cache = PinCache::new(Duration::from_secs(1), false);
-        let error = cache.remember(1, b"123456").unwrap_err().to_string();
+        let error = cache
+            .remember(1, b"123456", CardIdentity::Unattested)
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("--no-keyring"), "{error}");
     }
 }

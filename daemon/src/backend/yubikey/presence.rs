@@ -210,7 +210,16 @@ impl Presence {
         };
         let device = Arc::new(Device::new(device));
         let serial = device.serial;
-        self.write_devices().insert(serial, device.clone());
+        if let Some(other) = self.write_devices().insert(serial, device.clone()) {
+            if other.reader != reader {
+                tracing::warn!(
+                    serial,
+                    reader,
+                    other_reader = %other.reader,
+                    "two cards report the same serial: at most one is genuine; the new one is used, and a cached PIN only ever goes to the card that accepted it"
+                );
+            }
+        }
         let keys = discover_keys(&mut scanner, serial);
         // Leave the card as it is: a reset would log the daemon's connection out.
         let _ = scanner.disconnect(pcsc::Disposition::LeaveCard);
@@ -244,6 +253,9 @@ impl Presence {
             .collect();
         for serial in removed {
             self.write_devices().remove(&serial);
+            // Whatever comes back into a reader must be unlocked again: the
+            // card that returns may not be the one the PIN was typed for.
+            self.pins.forget_in_memory(serial);
             tracing::info!(
                 serial,
                 reader,

@@ -1,8 +1,9 @@
 //! Which PIV slot a key goes in — 9c for root by default, else the first free
-//! retired slot 82..95 — and the slot bytes the certificate objects are named by.
+//! retired slot 82..95 — the policies a new key gets there, and the slot bytes
+//! the certificate objects are named by.
 
 use super::error::YubiKeyError;
-use crate::keys::{PinPolicy, PivSlot, Role};
+use crate::keys::{PinPolicy, PivSlot, Role, TouchPolicy};
 use std::collections::BTreeSet;
 
 /// The digital-signature slot's byte.
@@ -18,6 +19,18 @@ pub fn pin_policy(slot: PivSlot) -> PinPolicy {
     match slot {
         PivSlot::Signature => PinPolicy::Always,
         PivSlot::Retired(_) => PinPolicy::Once,
+    }
+}
+
+/// The touch policy a new key gets unless the caller chose one: ALWAYS for root
+/// keys and for slot 9c (a root key signs rarely, and a touch proves a person
+/// approved it: malware holding the cached PIN cannot sign a new root alone),
+/// NEVER elsewhere (online roles sign unattended).
+pub fn touch_policy(role: &Role, slot: PivSlot) -> TouchPolicy {
+    if *role == Role::Root || slot == PivSlot::Signature {
+        TouchPolicy::Always
+    } else {
+        TouchPolicy::Never
     }
 }
 
@@ -64,6 +77,13 @@ mod tests {
             slot("9c")
         );
         assert_eq!(pin_policy(slot("9c")), PinPolicy::Always);
+        assert_eq!(touch_policy(&Role::Root, slot("9c")), TouchPolicy::Always);
+        assert_eq!(touch_policy(&Role::Root, slot("82")), TouchPolicy::Always);
+        assert_eq!(
+            touch_policy(&Role::Targets, slot("9c")),
+            TouchPolicy::Always
+        );
+        assert_eq!(touch_policy(&Role::Targets, slot("82")), TouchPolicy::Never);
         assert_eq!(pin_policy(slot("95")), PinPolicy::Once);
         assert_eq!(slot("9c").byte(), SIGNATURE);
         assert!(PivSlot::retired().all(|slot| RETIRED.contains(&slot.byte())));
