@@ -24,6 +24,8 @@ use crate::transport::{limits, peer, unix};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_stream::wrappers::UnixListenerStream;
 use tokio_stream::StreamExt;
@@ -157,10 +159,8 @@ async fn listen_until(
     let unix_listener = unix::bind(&config.socket, config.allow_gids.first().copied())?;
     tracing::info!(socket = %config.socket.display(), tcp = ?config.tcp.as_ref().map(|tcp| tcp.listen), keys = key_count, "tufkeyd listening");
 
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let stop_signal = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
-        let _ = stopped.wait_for(|stop| *stop).await;
-    };
+    let (stop, stopped) = watch::channel(false);
+    let (stopped_unix, stopped_tcp) = (stopped.clone(), stopped.clone());
     let unix_server = limited(Server::builder(), limits)
         .layer(InterceptorLayer::new(peer::identify))
         .add_routes(routes.clone())
@@ -191,12 +191,12 @@ async fn listen_until(
     // Either server failing, or the signal, stops both.
     let (unix_result, tcp_result, ()) = tokio::join!(
         async {
-            let result = unix_server.await;
+            let result = within_shutdown_grace(unix_server, stopped_unix, "unix").await;
             let _ = stop.send(true);
             result
         },
         async {
-            let result = tcp_server.await;
+            let result = within_shutdown_grace(tcp_server, stopped_tcp, "tcp").await;
             let _ = stop.send(true);
             result
         },
@@ -219,6 +219,40 @@ async fn listen_until(
         listener: "TCP",
         source,
     })
+}
+
+/// How long connections get, once the daemon is told to stop, to finish their calls
+/// and close. A client that keeps an idle connection open must not keep the daemon
+/// (and the keys it holds unlocked) running.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Resolves when `stopped` fires.
+async fn stop_signal(mut stopped: watch::Receiver<bool>) {
+    // An error means the sender is gone, which also means: stop.
+    let _ = stopped.wait_for(|stop| *stop).await;
+}
+
+/// Runs `server` until it finishes, or until [`SHUTDOWN_GRACE`] after `stopped`
+/// fires: then the connections still open are dropped, closing them.
+async fn within_shutdown_grace<E>(
+    server: impl Future<Output = std::result::Result<(), E>>,
+    stopped: watch::Receiver<bool>,
+    listener: &'static str,
+) -> std::result::Result<(), E> {
+    tokio::select! {
+        result = server => result,
+        () = async {
+            stop_signal(stopped).await;
+            tokio::time::sleep(SHUTDOWN_GRACE).await;
+        } => {
+            tracing::warn!(
+                listener,
+                grace_secs = SHUTDOWN_GRACE.as_secs(),
+                "connections still open after the shutdown grace period; closing them"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// A bound TCP listener and its TLS-configured server, not yet serving.

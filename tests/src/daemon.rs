@@ -244,18 +244,39 @@ impl Daemon {
     }
 
     /// SIGTERM, and wait for a clean exit.
-    pub fn stop(mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill")
-                .arg("-TERM")
-                .arg(child.id().to_string())
-                .status();
-            let status = child.wait().expect("wait for tufkeyd");
-            assert!(
-                status.success(),
-                "tufkeyd exited with {status} on SIGTERM; log:\n{}",
-                self.log_text()
-            );
+    pub fn stop(self) {
+        self.stop_within(Duration::from_secs(60));
+    }
+
+    /// SIGTERM, and wait at most `limit` for a clean exit (killed and a panic after
+    /// that); returns how long it took.
+    pub fn stop_within(mut self, limit: Duration) -> Duration {
+        let Some(mut child) = self.child.take() else {
+            return Duration::ZERO;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let started = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().expect("wait for tufkeyd") {
+                assert!(
+                    status.success(),
+                    "tufkeyd exited with {status} on SIGTERM; log:\n{}",
+                    self.log_text()
+                );
+                return started.elapsed();
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "tufkeyd still running {limit:?} after SIGTERM; log:\n{}",
+                    self.log_text()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
     }
 

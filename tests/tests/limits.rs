@@ -15,7 +15,7 @@
 #![allow(clippy::unwrap_used)]
 
 use secrecy::SecretString;
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 use tonic::Code;
@@ -427,4 +427,23 @@ fn huge_documents_beyond_the_memory_budget_are_refused_and_the_daemon_keeps_serv
     let value: serde_json::Value = serde_json::from_slice(&signed_small).unwrap();
     assert_eq!(value["signatures"][0]["keyid"], keyid.as_str());
     daemon.stop();
+}
+
+#[test]
+fn a_client_holding_an_idle_connection_cannot_keep_the_daemon_from_stopping() {
+    let sandbox = Sandbox::new();
+    let daemon = sandbox.start(&release());
+    // An HTTP/2 client that opens its connection and then never closes it.
+    let mut idle = std::os::unix::net::UnixStream::connect(sandbox.socket()).unwrap();
+    idle.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .unwrap();
+    let took = daemon.stop_within(Duration::from_secs(30));
+    assert!(
+        took < Duration::from_secs(15),
+        "stopping took {took:?}; the grace period is 10 s"
+    );
+    let mut rest = Vec::new();
+    // The daemon closed the connection on its way out (reset or end of stream).
+    let _ = idle.read_to_end(&mut rest);
+    assert!(!sandbox.socket().exists(), "the socket was not removed");
 }
