@@ -140,3 +140,94 @@ async fn no_signature_succeeds_after_lock_returns() {
         "the loops signed in only {cycles_with_signatures} of {CYCLES} cycles"
     );
 }
+
+/// Signs `key` until stopped; counts signatures from requests that started after
+/// `deleted` was set.
+async fn sign_deleted_until_stopped(
+    backend: Arc<SoftwareBackend>,
+    key: KeyRecord,
+    deleted: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> u64 {
+    let mut after_delete = 0;
+    while !stop.load(SeqCst) {
+        let started_deleted = deleted.load(SeqCst);
+        if backend.sign_digest(&key, &[0x3c; 32]).await.is_ok() && started_deleted {
+            after_delete += 1;
+        }
+        tokio::task::yield_now().await;
+    }
+    after_delete
+}
+
+/// Once `delete` returns, the key signs no more, with loops signing it throughout.
+/// This catches a signer left cached by the delete; the narrower race (a decryption
+/// that read the key just before the delete and caches it just after) is closed by
+/// the check in the backend's `sign` and is rarely hit here: the loops have usually
+/// cached the key while the delete waits for its fsyncs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_key_never_signs_again_while_loops_sign_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let backend = SoftwareBackend::start(&SoftwareConfig {
+        dir: dir.path().join("store"),
+        use_keyring: false,
+        idle_timeout: Duration::from_secs(600),
+        secret_file: None,
+        environment_passphrase: None,
+    })
+    .await
+    .unwrap();
+    Unlock::unlock(&*backend, SecretString::from(PASSPHRASE))
+        .await
+        .unwrap();
+    let mut cycles_signing_after_delete = Vec::new();
+    for cycle in 0..CYCLES {
+        let new_key = NewKey {
+            gun: "example.com/race".parse().unwrap(),
+            role: "snapshot".parse().unwrap(),
+            exportable: false,
+            placement: Placement::Software,
+        };
+        let key = backend.generate(&new_key).await.unwrap();
+        // Locked and unlocked again, the key is not cached: the loops decrypt it.
+        Unlock::lock(&*backend);
+        Unlock::unlock(&*backend, SecretString::from(PASSPHRASE))
+            .await
+            .unwrap();
+        let deleted = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let loops: Vec<_> = (0..KEYS * LOOPS_PER_KEY)
+            .map(|_| {
+                tokio::spawn(sign_deleted_until_stopped(
+                    backend.clone(),
+                    key.clone(),
+                    deleted.clone(),
+                    stop.clone(),
+                ))
+            })
+            .collect();
+        // The delete lands 0 to ~1 ms after the loops start decrypting.
+        let delay = Duration::from_micros(cycle * 100);
+        tokio::task::spawn_blocking(move || std::thread::sleep(delay))
+            .await
+            .unwrap();
+        backend.delete(&key).await.unwrap();
+        deleted.store(true, SeqCst);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let still_signs = backend.sign_digest(&key, &[2; 32]).await.is_ok();
+        stop.store(true, SeqCst);
+        let mut after_delete = 0;
+        for signing_loop in loops {
+            after_delete += signing_loop.await.unwrap();
+        }
+        if still_signs || after_delete > 0 {
+            cycles_signing_after_delete.push((cycle, after_delete));
+        }
+    }
+    assert!(
+        cycles_signing_after_delete.is_empty(),
+        "a deleted key signed after its delete returned in {} of {CYCLES} cycles \
+         (cycle, signatures from the loops): {cycles_signing_after_delete:?}",
+        cycles_signing_after_delete.len()
+    );
+}

@@ -269,6 +269,11 @@ impl SoftwareBackend {
             if state.generation != generation {
                 return Err(SoftwareError::Locked);
             }
+            // `delete` forgets the key before it drops its signer, so a key deleted
+            // while it was being decrypted is not cached (and signing) after the delete.
+            if !self.read_stored().contains_key(keyid) {
+                return Err(SoftwareError::NotHere(keyid.to_owned()));
+            }
             state.signers.insert(keyid.to_owned(), signer);
         }
         // A lock between the insertion and here has dropped the signer again.
