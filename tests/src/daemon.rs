@@ -431,3 +431,19 @@ pub fn store_fingerprint(store: &Path) -> BTreeMap<String, String> {
     }
     files
 }
+
+/// A field of `/proc/PID/status` in bytes (`VmRSS`, `VmHWM`).
+pub fn proc_status_bytes(pid: u32, field: &str) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_else(|error| panic!("read /proc/{pid}/status: {error}"));
+    let line = status
+        .lines()
+        .find(|line| line.starts_with(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
+    let kib: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("unreadable {line:?}"));
+    kib * 1024
+}

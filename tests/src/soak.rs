@@ -129,18 +129,7 @@ pub struct Sample {
 
 /// `VmRSS` of `pid` in bytes.
 pub fn rss_bytes(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_else(|error| panic!("read /proc/{pid}/status: {error}"));
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .unwrap_or_else(|| panic!("no VmRSS in /proc/{pid}/status"));
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("unreadable {line:?}"));
-    kib * 1024
+    crate::daemon::proc_status_bytes(pid, "VmRSS")
 }
 
 /// How many file descriptors `pid` has open.

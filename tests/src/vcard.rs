@@ -6,7 +6,7 @@
 //! 1003 1004`) and exports `TUFKEY_VCARD_SERIALS` and `TUFKEY_VCARD_STATE_DIR`.
 //! Without them the YubiKey tests fail: they never skip.
 
-use crate::daemon::{CliOutput, Daemon};
+use crate::daemon::{CliOutput, Daemon, DaemonOptions, Sandbox};
 use crate::verify::workspace_root;
 use serde_json::Value;
 use std::path::Path;
@@ -244,6 +244,32 @@ fn unlock_with(daemon: &Daemon, serial: u32, pin: &str, extra: &[&str]) -> CliOu
     let mut args = vec!["--json", "unlock", "--serial", &serial, "--pin-stdin"];
     args.extend_from_slice(extra);
     daemon.cli_with_stdin(&args, format!("{pin}\n").as_bytes())
+}
+
+/// A daemon started after card `serial` was reset to the factory, with its PIN given.
+pub fn daemon_on_unlocked_card(sandbox: &Sandbox, serial: u32, options: &DaemonOptions) -> Daemon {
+    reset(serial);
+    let daemon = sandbox.start(options);
+    assert!(unlock(&daemon, serial, PIN).success);
+    daemon
+}
+
+/// [`daemon_on_unlocked_card`], and a targets key of `gun` generated on the card.
+pub fn daemon_with_targets_key(
+    sandbox: &Sandbox,
+    serial: u32,
+    options: &DaemonOptions,
+    gun: &str,
+) -> (Daemon, Value) {
+    let daemon = daemon_on_unlocked_card(sandbox, serial, options);
+    let key = generate_on_card(
+        &daemon,
+        serial,
+        gun,
+        "targets",
+        &["--allow-default-mgmt-key"],
+    );
+    (daemon, key)
 }
 
 /// Generates a key on the card through the CLI and returns its `--json` description.

@@ -22,7 +22,7 @@ use tonic::Code;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::{health_client::HealthClient, HealthCheckRequest};
 use tufkey::{Client, Error};
-use tufkey_e2e::daemon::{DaemonOptions, Sandbox, TEST_PASSPHRASE};
+use tufkey_e2e::daemon::{proc_status_bytes, DaemonOptions, Sandbox, TEST_PASSPHRASE};
 use tufkey_e2e::notary::{Pki, TlsDaemon};
 use tufkey_proto::v1 as pb;
 
@@ -41,21 +41,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .unwrap()
-}
-
-/// A field of `/proc/PID/status` in bytes (`VmRSS`, `VmHWM`).
-fn memory(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status
-        .lines()
-        .find(|line| line.starts_with(&format!("{field}:")))
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"));
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("unreadable {line:?}"));
-    kib * 1024
 }
 
 /// The gRPC status of a failed call.
@@ -296,7 +281,7 @@ fn concurrent_wrong_unlocks_derive_one_at_a_time_and_back_off() {
             status.message()
         );
     }
-    let peak = memory(daemon.pid(), "VmHWM");
+    let peak = proc_status_bytes(daemon.pid(), "VmHWM");
     eprintln!("peak RSS {} MiB after {ATTEMPTS} Unlocks", peak / MIB);
     assert!(
         peak < RSS_BOUND,
@@ -314,7 +299,7 @@ fn concurrent_wrong_unlocks_derive_one_at_a_time_and_back_off() {
         })
         .unwrap();
     assert!(!status.locked);
-    assert!(memory(daemon.pid(), "VmHWM") < RSS_BOUND);
+    assert!(proc_status_bytes(daemon.pid(), "VmHWM") < RSS_BOUND);
 }
 
 /// A targets document of about `bytes` bytes.
@@ -390,7 +375,7 @@ fn huge_documents_beyond_the_memory_budget_are_refused_and_the_daemon_keeps_serv
         .filter_map(|result| result.as_ref().err())
         .filter(|status| status.code() == Code::ResourceExhausted)
         .collect();
-    let peak = memory(daemon.pid(), "VmHWM");
+    let peak = proc_status_bytes(daemon.pid(), "VmHWM");
     eprintln!(
         "{signed} signed, {} refused; peak RSS {} MiB",
         exhausted.len(),

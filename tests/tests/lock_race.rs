@@ -23,6 +23,23 @@ const LOOPS_PER_KEY: usize = 4;
 const CYCLES: u64 = 12;
 const PASSPHRASE: &str = "lock race passphrase";
 
+/// A new software keystore in `dir`, unlocked.
+async fn unlocked_backend(dir: &std::path::Path) -> Arc<SoftwareBackend> {
+    let backend = SoftwareBackend::start(&SoftwareConfig {
+        dir: dir.join("store"),
+        use_keyring: false,
+        idle_timeout: Duration::from_secs(600),
+        secret_file: None,
+        environment_passphrase: None,
+    })
+    .await
+    .expect("start the keystore");
+    Unlock::unlock(&*backend, SecretString::from(PASSPHRASE))
+        .await
+        .expect("unlock the keystore");
+    backend
+}
+
 #[derive(Default)]
 struct Tally {
     /// Set once a `Lock` has returned, cleared before the next unlock starts.
@@ -50,18 +67,7 @@ async fn sign_until_stopped(backend: Arc<SoftwareBackend>, key: KeyRecord, tally
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_signature_succeeds_after_lock_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = SoftwareBackend::start(&SoftwareConfig {
-        dir: dir.path().join("store"),
-        use_keyring: false,
-        idle_timeout: Duration::from_secs(600),
-        secret_file: None,
-        environment_passphrase: None,
-    })
-    .await
-    .unwrap();
-    Unlock::unlock(&*backend, SecretString::from(PASSPHRASE))
-        .await
-        .unwrap();
+    let backend = unlocked_backend(dir.path()).await;
     let mut keys = Vec::new();
     for _ in 0..KEYS {
         let new_key = NewKey {
@@ -168,18 +174,7 @@ async fn sign_deleted_until_stopped(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_deleted_key_never_signs_again_while_loops_sign_it() {
     let dir = tempfile::tempdir().unwrap();
-    let backend = SoftwareBackend::start(&SoftwareConfig {
-        dir: dir.path().join("store"),
-        use_keyring: false,
-        idle_timeout: Duration::from_secs(600),
-        secret_file: None,
-        environment_passphrase: None,
-    })
-    .await
-    .unwrap();
-    Unlock::unlock(&*backend, SecretString::from(PASSPHRASE))
-        .await
-        .unwrap();
+    let backend = unlocked_backend(dir.path()).await;
     let mut cycles_signing_after_delete = Vec::new();
     for cycle in 0..CYCLES {
         let new_key = NewKey {

@@ -4,7 +4,7 @@
 //! keys are never exportable; attestation the card cannot do says so.
 
 use tufkey_e2e::daemon::{DaemonOptions, Sandbox};
-use tufkey_e2e::vcard::{self, generate_on_card, unlock, PIN};
+use tufkey_e2e::vcard::{self, generate_on_card, PIN};
 
 const GUN: &str = "example.com/admin";
 
@@ -12,10 +12,8 @@ const GUN: &str = "example.com/admin";
 fn the_factory_management_key_is_refused_until_device_init_replaces_it() {
     let cards = vcard::cards();
     let serial = cards.serial(2);
-    vcard::reset(serial);
     let sandbox = Sandbox::new();
-    let daemon = sandbox.start(&DaemonOptions::with_yubikeys());
-    assert!(unlock(&daemon, serial, PIN).success);
+    let daemon = vcard::daemon_on_unlocked_card(&sandbox, serial, &DaemonOptions::with_yubikeys());
     let generate = [
         "key",
         "generate",
@@ -69,10 +67,8 @@ fn the_factory_management_key_is_refused_until_device_init_replaces_it() {
 fn yubikey_keys_are_never_exportable_and_unsupported_attestation_says_so() {
     let cards = vcard::cards();
     let serial = cards.serial(2);
-    vcard::reset(serial);
     let sandbox = Sandbox::new();
-    let daemon = sandbox.start(&DaemonOptions::with_yubikeys());
-    assert!(unlock(&daemon, serial, PIN).success);
+    let daemon = vcard::daemon_on_unlocked_card(&sandbox, serial, &DaemonOptions::with_yubikeys());
     daemon
         .cli(&[
             "key",

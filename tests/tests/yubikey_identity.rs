@@ -48,17 +48,7 @@ fn key_available(daemon: &Daemon, keyid: &str) -> bool {
 
 /// A daemon with a targets key on card `serial` (reset first), PIN cached.
 fn daemon_with_key(sandbox: &Sandbox, serial: u32) -> (Daemon, Value) {
-    vcard::reset(serial);
-    let daemon = sandbox.start(&DaemonOptions::with_yubikeys());
-    assert!(unlock(&daemon, serial, PIN).success);
-    let key = generate_on_card(
-        &daemon,
-        serial,
-        GUN,
-        "targets",
-        &["--allow-default-mgmt-key"],
-    );
-    (daemon, key)
+    vcard::daemon_with_targets_key(sandbox, serial, &DaemonOptions::with_yubikeys(), GUN)
 }
 
 #[test]
@@ -223,10 +213,8 @@ fn deleting_a_key_destroys_the_private_key_in_its_slot() {
 fn root_keys_need_a_touch_unless_told_otherwise_and_the_choice_is_recorded() {
     let cards = vcard::cards();
     let serial = cards.serial(2);
-    vcard::reset(serial);
     let sandbox = Sandbox::new();
-    let daemon = sandbox.start(&DaemonOptions::with_yubikeys());
-    assert!(unlock(&daemon, serial, PIN).success);
+    let daemon = vcard::daemon_on_unlocked_card(&sandbox, serial, &DaemonOptions::with_yubikeys());
 
     let root = generate_on_card(&daemon, serial, GUN, "root", &["--allow-default-mgmt-key"]);
     assert_eq!(

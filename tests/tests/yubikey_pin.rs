@@ -30,17 +30,7 @@ fn tries_listed(daemon: &Daemon, serial: u32) -> u64 {
 
 /// A daemon with a targets key on the card, PIN cached.
 fn daemon_with_key(sandbox: &Sandbox, serial: u32, options: &DaemonOptions) -> (Daemon, Value) {
-    vcard::reset(serial);
-    let daemon = sandbox.start(options);
-    assert!(unlock(&daemon, serial, PIN).success);
-    let key = generate_on_card(
-        &daemon,
-        serial,
-        GUN,
-        "targets",
-        &["--allow-default-mgmt-key"],
-    );
-    (daemon, key)
+    vcard::daemon_with_targets_key(sandbox, serial, options, GUN)
 }
 
 #[test]

@@ -30,10 +30,8 @@ fn assert_on_card(key: &Value, serial: u32, slot: &str, pin_policy: &str, touch_
 fn root_in_9c_and_targets_in_82_sign_a_repository_that_python_tuf_and_tough_accept() {
     let cards = vcard::cards();
     let serial = cards.serial(0);
-    vcard::reset(serial);
     let sandbox = Sandbox::new();
-    let daemon = sandbox.start(&DaemonOptions::with_yubikeys());
-    assert!(unlock(&daemon, serial, PIN).success);
+    let daemon = vcard::daemon_on_unlocked_card(&sandbox, serial, &DaemonOptions::with_yubikeys());
 
     let root = generate_on_card(&daemon, serial, GUN, "root", &["--allow-default-mgmt-key"]);
     let targets = generate_on_card(
