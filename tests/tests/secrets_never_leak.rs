@@ -546,8 +546,12 @@ fn the_daemon_process_keeps_its_secrets_out_of_environ_core_files_and_swap() {
     const NOBODY: u32 = 65534;
     let sandbox = Sandbox::new();
     std::os::unix::fs::chown(sandbox.dir.path(), Some(NOBODY), Some(NOBODY)).unwrap();
+    // The workspace's target/ may not be reachable by nobody (a clone in a 0700
+    // temporary directory is not): run a copy from the sandbox.
+    let daemon_binary = sandbox.path("tufkeyd");
+    std::fs::copy(bin_dir().join("tufkeyd"), &daemon_binary).unwrap();
     let log = sandbox.path("tufkeyd.log");
-    let mut child = Command::new(bin_dir().join("tufkeyd"))
+    let mut child = Command::new(&daemon_binary)
         .arg("--socket")
         .arg(sandbox.socket())
         .arg("--store")
