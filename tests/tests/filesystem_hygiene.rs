@@ -167,7 +167,13 @@ fn the_socket_is_owner_only_from_the_moment_it_appears() {
         std::hint::spin_loop();
     };
     assert_eq!(first_seen, 0o600, "mode when the socket first appeared");
-    // No staging directory is left beside it.
+    // Once the daemon answers (it serves only after placing the socket), no staging
+    // directory is left beside it.
+    while !cli(&socket, &["status"], None).success {
+        assert!(Instant::now() < deadline, "no answer within 30 s");
+        assert!(child.try_wait().unwrap().is_none(), "tufkeyd exited");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let names: Vec<String> = fs::read_dir(sandbox.dir.path())
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
