@@ -7,6 +7,8 @@
 #   systemd      systemd-analyze and systemd-sysusers check the unit files in udev/
 #   age          the migration tests open tufkey's bundles with the standard age tool
 #   expect       ... and type its passphrase (age reads it from a terminal only)
+#   golang-go, golang-google-grpc-dev   grpc-go as Debian ships it, for the standard
+#                gRPC clients test (tests/go/grpc_probe.go, built in GOPATH mode)
 # plus what scripts/notary/install.sh (notary) and scripts/vcard/install.sh install:
 # pcscd, vsmartcard-vpcd, libclang-dev, and libpcsclite-dev + pkg-config (every build
 # of tufkeyd links libpcsclite; scripts/tufkeyd installs those two as well).
@@ -21,6 +23,8 @@ command -v strace >/dev/null || missing+=(strace)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v age >/dev/null || missing+=(age)
 command -v expect >/dev/null || missing+=(expect)
+command -v go >/dev/null || missing+=(golang-go)
+[ -d /usr/share/gocode/src/google.golang.org/grpc ] || missing+=(golang-google-grpc-dev)
 if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq </dev/null

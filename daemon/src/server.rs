@@ -3,9 +3,10 @@
 //! following of backend changes), which it stops and awaits at shutdown.
 //!
 //! Every listener serves the same routes (native `tufkey.v1`, Notary signer, health,
-//! reflection); only how the caller is identified differs: SO_PEERCRED on the Unix
-//! socket, the client certificate on TCP. The access policy (`crate::policy`) then
-//! decides per RPC, and is re-read on SIGHUP. One shutdown signal stops them all.
+//! reflection `v1` and `v1alpha`); only how the caller is identified differs:
+//! SO_PEERCRED on the Unix socket, the client certificate on TCP. The access policy
+//! (`crate::policy`) then decides per RPC, and is re-read on SIGHUP. One shutdown
+//! signal stops them all.
 
 use crate::audit::{AuditConfig, AuditLog};
 use crate::backend;
@@ -19,6 +20,7 @@ use crate::service::{
     SessionService, SigningBudget, SigningService, NOTARY_HEALTH_SERVICES,
 };
 use crate::shutdown::{StopSignal, Stopping};
+use crate::transport::authority::Normalized;
 use crate::transport::tls;
 use crate::transport::{limits, peer, unix};
 use std::future::Future;
@@ -170,7 +172,8 @@ async fn listen_until(
                 "unix",
                 limits.max_connections,
             )
-            .map(|accepted| accepted.map(peer::Identified::new)),
+            // h2 refuses the `:authority` most gRPC clients send on a Unix socket.
+            .map(|accepted| accepted.map(Normalized::new).map(peer::Identified::new)),
             stop_signal(stopped.clone()),
         );
     let tcp_server = async {
@@ -318,10 +321,21 @@ async fn routes(
             .set_service_status(name, ServingStatus::Serving)
             .await;
     }
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tufkey_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Reflection in both versions, from the same descriptors (both versions' own
+    // included), so either lists the same services: grpcurl and grpc-go ask `v1`,
+    // grpcio's reflection client and older tools speak only `v1alpha`.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .include_reflection_service(false)
+            .register_encoded_file_descriptor_set(tufkey_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            )
+    };
+    let (reflection_v1, reflection_v1alpha) =
+        (reflection().build_v1()?, reflection().build_v1alpha()?);
     let notary = NotaryService::new(
         keys.clone(),
         services.notary_placement.clone(),
@@ -335,7 +349,8 @@ async fn routes(
     let budget = SigningBudget::new(services.limits.sign_memory_budget_bytes);
     budget.warn_if_too_small_for(limit);
     Ok(Routes::new(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(
             KeysServer::new(KeysService::new(
                 keys.clone(),
