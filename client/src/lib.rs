@@ -7,9 +7,13 @@
 mod client;
 mod error;
 mod server_uid;
+#[cfg(feature = "tough")]
+mod tough_key_source;
 
 pub use client::{default_socket_path, Client};
 pub use error::{Error, Result};
 pub use server_uid::{ServerUid, SERVER_UID_ENV};
+#[cfg(feature = "tough")]
+pub use tough_key_source::{KeySourceError, TufkeyKeySource};
 /// The generated `tufkey.v1` messages.
 pub use tufkey_proto::v1 as proto;

@@ -6,6 +6,7 @@ pub mod fixtures;
 pub mod leak_scan;
 pub mod memory_backend;
 pub mod notary;
+pub mod repo_clients;
 pub mod soak;
 pub mod tuf_repo;
 pub mod vcard;

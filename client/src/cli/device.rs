@@ -1,5 +1,4 @@
-//! `tufkey device list | watch | init`, and the "touch YubiKey" notice printed
-//! while a signature with a touch-policy key is in flight.
+//! `tufkey device list | watch | init`.
 
 use super::output::print;
 use super::session::{prompt_secret, read_stdin_lines};
@@ -178,28 +177,4 @@ fn devices_text(devices: &[proto::Device]) -> String {
         }
     }
     text.join("\n")
-}
-
-/// Tells the user on stderr to touch each YubiKey whose key needs a touch to sign.
-/// Called right before the signing request; lookup failures are left for it to report.
-pub async fn announce_touch(client: &mut Client, keyids: &[String]) {
-    for keyid in keyids {
-        let Ok(key) = client.get_key(keyid).await else {
-            continue;
-        };
-        let Some(proto::key::Location::Yubikey(at)) = &key.location else {
-            continue;
-        };
-        let needs_touch = matches!(
-            proto::TouchPolicy::try_from(at.touch_policy),
-            Ok(proto::TouchPolicy::Cached | proto::TouchPolicy::Always)
-        );
-        // A pulled card cannot be touched: the error says to insert it.
-        if needs_touch && key.available {
-            eprintln!(
-                "touch YubiKey {} (slot {}) to sign with {}",
-                at.serial, at.slot, key.keyid
-            );
-        }
-    }
 }

@@ -3,6 +3,7 @@
 
 mod audit;
 mod bench;
+mod card_wait;
 mod device;
 mod docker;
 mod files;
@@ -10,6 +11,7 @@ mod keys;
 mod migrate;
 mod output;
 mod policy;
+mod repo;
 mod session;
 mod sign;
 
@@ -189,6 +191,9 @@ enum Command {
     /// Export keys for other tools (Docker Content Trust / Notary).
     #[command(subcommand)]
     Export(docker::ExportCommand),
+    /// Sign releases of a TUF repository: init, add, delegate, publish, refresh, rotate, status.
+    #[command(subcommand)]
+    Repo(repo::RepoCommand),
 }
 
 impl Cli {
@@ -219,6 +224,7 @@ impl Cli {
             Command::Transfer(command) => migrate::transfer(client, command, json).await,
             Command::Import(command) => docker::import(client, command, json).await,
             Command::Export(command) => docker::export(client, command, json).await,
+            Command::Repo(command) => repo::run(client, command, json).await,
             Command::Bench(_) => unreachable!("handled above"),
         }
     }

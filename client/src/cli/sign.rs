@@ -1,5 +1,7 @@
-//! `tufkey sign` (TUF metadata documents) and `tufkey sign-raw` (arbitrary bytes).
+//! `tufkey sign` (TUF metadata documents) and `tufkey sign-raw` (arbitrary bytes); with
+//! `--wait` they wait for absent YubiKeys and ask for PINs first (`card_wait`).
 
+use super::card_wait::{announce_touch, ready_to_sign, PinSource};
 use super::output::print;
 use clap::{Args, ValueEnum};
 use serde_json::json;
@@ -18,6 +20,49 @@ pub struct SignArgs {
     /// Where to write the signed document [default: back to FILE; stdout if FILE is `-`].
     #[arg(long, value_name = "OUT")]
     out: Option<PathBuf>,
+    #[command(flatten)]
+    cards: CardArgs,
+}
+
+/// Waiting for YubiKeys instead of failing when one is absent or locked.
+#[derive(Debug, Args)]
+struct CardArgs {
+    /// When a key's YubiKey is absent, say which to insert and wait for it; when
+    /// tufkeyd has no PIN for it, ask for the PIN (no echo) [default: fail and say so].
+    #[arg(long)]
+    wait: bool,
+    /// With --wait: read PINs from stdin, one line per YubiKey that needs one,
+    /// instead of prompting (not with FILE `-`).
+    #[arg(long, requires = "wait")]
+    pin_stdin: bool,
+}
+
+impl CardArgs {
+    /// Where PINs come from with --wait (`None` without it); checked before FILE is
+    /// read, since `-` takes stdin.
+    fn pin_source(&self, file: &Path) -> Result<Option<PinSource>> {
+        match (self.wait, self.pin_stdin) {
+            (false, _) => Ok(None),
+            (true, false) => Ok(Some(PinSource::prompt())),
+            (true, true) if file == Path::new("-") => Err(Error::Usage(
+                "--pin-stdin needs stdin for the PINs: give the input as a file, not `-`".into(),
+            )),
+            (true, true) => Ok(Some(PinSource::stdin())),
+        }
+    }
+}
+
+/// With --wait, gets every key ready (card inserted, PIN given, touch announced);
+/// without it, only says which cards need a touch.
+async fn prepare(client: &mut Client, keyids: &[String], pins: Option<PinSource>) -> Result<()> {
+    let Some(mut pins) = pins else {
+        announce_touch(client, keyids).await;
+        return Ok(());
+    };
+    for keyid in keyids {
+        ready_to_sign(client, keyid, &format!("with {keyid}"), None, &mut pins).await?;
+    }
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -30,6 +75,8 @@ pub struct SignRawArgs {
     format: Format,
     /// The bytes to sign; `-` reads stdin.
     file: PathBuf,
+    #[command(flatten)]
+    cards: CardArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -41,8 +88,9 @@ enum Format {
 }
 
 pub async fn sign(mut client: Client, args: SignArgs, json: bool) -> Result<()> {
+    let pins = args.cards.pin_source(&args.file)?;
     let document = read_input(&args.file)?;
-    super::device::announce_touch(&mut client, &args.keys).await;
+    prepare(&mut client, &args.keys, pins).await?;
     let signed = client.sign_metadata(document, args.keys.clone()).await?;
     let out = args.out.unwrap_or_else(|| args.file.clone());
     write_output(&out, &signed)?;
@@ -57,8 +105,9 @@ pub async fn sign(mut client: Client, args: SignArgs, json: bool) -> Result<()> 
 }
 
 pub async fn sign_raw(mut client: Client, args: SignRawArgs, json: bool) -> Result<()> {
+    let pins = args.cards.pin_source(&args.file)?;
     let payload = read_input(&args.file)?;
-    super::device::announce_touch(&mut client, std::slice::from_ref(&args.key)).await;
+    prepare(&mut client, std::slice::from_ref(&args.key), pins).await?;
     let format = match args.format {
         Format::Tuf => proto::SignatureFormat::Tuf,
         Format::Notary => proto::SignatureFormat::Notary,
