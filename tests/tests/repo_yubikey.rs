@@ -4,9 +4,11 @@
 //! added and published, python-tuf and tough updating from the result; the same
 //! `repo publish` started while the targets card is out says which card to insert
 //! (serial and label), waits, and completes once the test inserts it; a wrong PIN
-//! fails once with the tries left and costs exactly one try (never retried). The
-//! same waiting, through `tufkey sign-raw --wait`, proves the card-waiting module on
-//! its own.
+//! fails once with the tries left and costs exactly one try (never retried); a
+//! release with a delegation, then a rotation of the targets key off its card (root
+//! re-signed on the root card), after which clients trusting the first root still
+//! update. The same waiting, through `tufkey sign-raw --wait`, proves the
+//! card-waiting module on its own.
 // Test code: an unwrap that fails is the test failing, with its location.
 #![allow(clippy::unwrap_used)]
 
@@ -444,4 +446,81 @@ fn a_release_with_root_and_targets_on_two_cards_publishes_a_publish_started_with
     );
     assert_eq!(vcard::pin_tries(targets_card), 2, "exactly one try spent");
     assert_eq!(targets_version(&dir), targets_before, "nothing published");
+
+    // A release with a delegation (its key in software): the top-level targets that
+    // delegates is signed on the targets card, whose PIN comes from stdin again.
+    let delegation_key = daemon.generate_keyid(GUN, "targets/releases");
+    repo_ok(
+        &daemon,
+        &[
+            "delegate",
+            dir.to_str().unwrap(),
+            "releases",
+            "--key",
+            &delegation_key,
+            "--path",
+            "rel-*",
+        ],
+        "",
+    );
+    let delegated = release_files(&sandbox, &["rel-2.0.tar.gz"]);
+    repo_ok(
+        &daemon,
+        &[
+            "add",
+            dir.to_str().unwrap(),
+            delegated[0].to_str().unwrap(),
+            "--delegation",
+            "releases",
+        ],
+        "",
+    );
+    let progress = repo_ok(
+        &daemon,
+        &["publish", dir.to_str().unwrap(), "--pin-stdin"],
+        &format!("{PIN}\n"),
+    );
+    assert!(
+        progress.contains(&format!(
+            "releases v1 signed by {delegation_key} (software)"
+        )),
+        "{progress}"
+    );
+    assert_eq!(
+        vcard::pin_tries(targets_card),
+        3,
+        "the right PIN resets the count"
+    );
+    let with_delegation = targets_version(&dir);
+    let released: Vec<PathBuf> = released.into_iter().chain(last).chain(delegated).collect();
+    assert_eq!(
+        clients_update(&dir, &released),
+        (with_delegation, with_delegation)
+    );
+
+    // Rotating the targets key off the card: root v2 is signed on the root card
+    // (slot 9c), and clients that trust root v1 follow it and still download all.
+    let rotated = repo_ok(&daemon, &["rotate", dir.to_str().unwrap(), "targets"], "");
+    assert!(
+        rotated.contains(&format!("(YubiKey {root_card} slot 9c)")),
+        "root re-signed on its card: {rotated}"
+    );
+    assert_eq!(version(&dir, "2.root.json"), 2);
+    let next = release_files(&sandbox, &["app-3.0.tar.gz"]);
+    repo_ok(
+        &daemon,
+        &["add", dir.to_str().unwrap(), next[0].to_str().unwrap()],
+        "",
+    );
+    let progress = repo_ok(&daemon, &["publish", dir.to_str().unwrap()], "");
+    assert!(
+        !progress.contains(&format!("YubiKey {targets_card}")),
+        "the old targets card signs nothing after the rotation: {progress}"
+    );
+    let after_rotation = targets_version(&dir);
+    let released: Vec<PathBuf> = released.into_iter().chain(next).collect();
+    assert_eq!(
+        clients_update(&dir, &released),
+        (after_rotation, after_rotation)
+    );
 }
