@@ -5,8 +5,10 @@
 #   passwd       useradd/groupadd: the system-mode test makes its own users
 #   strace       the system-mode test shows a client cannot ptrace the daemon
 #   systemd      systemd-analyze and systemd-sysusers check the unit files in udev/
+#   udev         udevadm tests the udev rule in udev/ (tests/tests/systemd_units.rs)
 #   age          the migration tests open tufkey's bundles with the standard age tool
 #   expect       ... and type its passphrase (age reads it from a terminal only)
+#   groff-base   groff renders the man pages tufkey and tufkeyd generate
 #   golang-go, golang-google-grpc-dev   grpc-go as Debian ships it, for the standard
 #                gRPC clients test (tests/go/grpc_probe.go, built in GOPATH mode)
 # plus what scripts/notary/install.sh (notary) and scripts/vcard/install.sh install:
@@ -21,8 +23,10 @@ command -v setpriv >/dev/null || missing+=(util-linux)
 command -v useradd >/dev/null || missing+=(passwd)
 command -v strace >/dev/null || missing+=(strace)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v udevadm >/dev/null || missing+=(udev)
 command -v age >/dev/null || missing+=(age)
 command -v expect >/dev/null || missing+=(expect)
+command -v groff >/dev/null || missing+=(groff-base)
 command -v go >/dev/null || missing+=(golang-go)
 [ -d /usr/share/gocode/src/google.golang.org/grpc ] || missing+=(golang-google-grpc-dev)
 if ((${#missing[@]})); then

@@ -128,6 +128,10 @@ pub enum Error {
     #[error("configuration: {0}")]
     Config(String),
 
+    /// The socket systemd passed (socket activation) is not one tufkeyd can serve on.
+    #[error(transparent)]
+    Activation(#[from] crate::transport::activation::ActivationError),
+
     /// A directory the daemon relies on could be changed by someone else.
     #[error("{what}: {source}")]
     UnsafeDirectory {
@@ -261,6 +265,7 @@ impl Error {
             Error::NoBackend { .. } | Error::NotCapable { .. } => ErrorKind::FailedPrecondition,
             Error::PermissionDenied(_) | Error::PeerUnknown(_) => ErrorKind::PermissionDenied,
             Error::Config(_)
+            | Error::Activation(_)
             | Error::UnsafeDirectory { .. }
             | Error::Io { .. }
             | Error::Tls { .. }

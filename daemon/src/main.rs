@@ -2,23 +2,25 @@
 #![forbid(unsafe_code)]
 
 mod hardening;
+mod logging;
 
 use std::process::ExitCode;
 use tufkeyd::config::{Args, Config};
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(log_filter())
-        .init();
-    // Both before the runtime starts: the process has one thread, so changing the
+    logging::init(log_filter());
+    // Before the runtime starts: the process has one thread, so changing the
     // environment is sound, and nothing secret has been read yet.
     hardening::protect_memory();
     let environment_passphrase = match hardening::take_environment_passphrase() {
         Ok(passphrase) => passphrase,
         Err(error) => return stopped(&error),
     };
+    // The socket systemd passed, if any (socket activation): taking it clears LISTEN_*.
+    if let Err(error) = tufkeyd::transport::activation::adopt_from_environment() {
+        return stopped(&error);
+    }
     let result = Config::resolve(&args, |name| std::env::var_os(name)).and_then(|mut config| {
         config.software.environment_passphrase = environment_passphrase;
         tokio::runtime::Runtime::new()

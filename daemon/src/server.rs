@@ -22,7 +22,7 @@ use crate::service::{
 use crate::shutdown::{StopSignal, Stopping};
 use crate::transport::authority::Normalized;
 use crate::transport::tls;
-use crate::transport::{limits, peer, unix};
+use crate::transport::{activation, limits, peer, unix};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -141,8 +141,9 @@ pub async fn serve(
     result
 }
 
-/// Binds every listener, serves until `shutdown` (or a listener fails), and removes
-/// the socket.
+/// Binds every listener (or takes the Unix socket systemd passed), tells systemd it
+/// is ready, serves until `shutdown` (or a listener fails), and removes the socket
+/// it bound (one systemd passed stays: systemd owns it and listens on it again).
 async fn listen_until(
     config: &ListenConfig,
     limits: &LimitsConfig,
@@ -158,9 +159,26 @@ async fn listen_until(
         .as_ref()
         .map(|tcp| tcp_listener(tcp, limits))
         .transpose()?;
-    let unix_listener = unix::bind(&config.socket, config.allow_gids.first().copied())?;
-    tracing::info!(socket = %config.socket.display(), tcp = ?config.tcp.as_ref().map(|tcp| tcp.listen), keys = key_count, "tufkeyd listening");
+    let (unix_listener, bound_socket) = match activation::take_adopted() {
+        Some(adopted) => {
+            let socket = activation::socket_path(&adopted);
+            if socket.as_deref() != Some(config.socket.as_path()) {
+                tracing::warn!(passed = ?socket, socket = %config.socket.display(), "serving on the socket systemd passed, not on --socket: clients must use the former");
+            }
+            let listener = tokio::net::UnixListener::from_std(adopted).map_err(Error::io(
+                "registering the socket systemd passed",
+                &config.socket,
+            ))?;
+            (listener, None)
+        }
+        None => {
+            let bound = unix::bind(&config.socket, config.allow_gids.first().copied())?;
+            (bound, Some(config.socket.as_path()))
+        }
+    };
+    tracing::info!(socket = %config.socket.display(), activated = bound_socket.is_none(), tcp = ?config.tcp.as_ref().map(|tcp| tcp.listen), keys = key_count, "tufkeyd listening");
 
+    activation::notify_ready();
     let (stop, stopped) = watch::channel(false);
     let (stopped_unix, stopped_tcp) = (stopped.clone(), stopped.clone());
     let unix_server = limited(Server::builder(), limits)
@@ -208,11 +226,14 @@ async fn listen_until(
                 () = shutdown => {}
                 _ = stop.closed() => {}
             }
+            activation::notify_stopping();
             let _ = stop.send(true);
         },
     );
-    if let Err(error) = std::fs::remove_file(&config.socket) {
-        tracing::warn!(socket = %config.socket.display(), %error, "removing the socket");
+    if let Some(socket) = bound_socket {
+        if let Err(error) = std::fs::remove_file(socket) {
+            tracing::warn!(socket = %socket.display(), %error, "removing the socket");
+        }
     }
     unix_result.map_err(|source| Error::Serve {
         listener: "the Unix socket",

@@ -37,6 +37,28 @@ pub struct Writer {
     broken: Option<String>,
 }
 
+/// Gives the owner back the bits a umask took from a directory just created (under
+/// systemd's `UMask=0177`, `mkdir 0700` yields 0600: a directory tufkeyd could not
+/// enter); the rest of the mode is left as it is.
+fn ensure_owner_can_enter(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(dir)
+        .map_err(Error::io("reading the audit log directory", dir))?
+        .permissions()
+        .mode();
+    if mode & 0o700 == 0o700 {
+        return Ok(());
+    }
+    std::fs::set_permissions(
+        dir,
+        std::fs::Permissions::from_mode((mode & 0o7777) | 0o700),
+    )
+    .map_err(Error::io(
+        "setting permissions on the audit log directory",
+        dir,
+    ))
+}
+
 impl Writer {
     /// Opens (creating if needed) the log at `path` and finds the head of the chain
     /// in its last record. An incomplete last line (the daemon died mid-write, so no
@@ -48,6 +70,7 @@ impl Writer {
             .mode(0o700)
             .create(dir)
             .map_err(Error::io("creating the audit log directory", dir))?;
+        ensure_owner_can_enter(dir)?;
         let mut file = open_append(path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)

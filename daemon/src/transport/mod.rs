@@ -2,6 +2,7 @@
 //! an optional TCP listener with mutual TLS whose peers are checked by certificate;
 //! each listener with a cap on its connections.
 
+pub mod activation;
 pub mod authority;
 pub mod identity;
 pub mod limits;
