@@ -28,6 +28,8 @@ pub struct DeviceInfo {
     pub reader: String,
     pub pin_tries_left: u8,
     pub pin_cached: bool,
+    /// Whether the device still opens with the factory management key.
+    pub default_management_key: bool,
     /// The tufkey keys on the device, by slot.
     pub keys: Vec<KeyRecord>,
 }

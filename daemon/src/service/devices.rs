@@ -85,6 +85,7 @@ impl DevicesService {
                 reader: device.reader,
                 pin_tries_left: device.pin_tries_left.into(),
                 pin_cached: device.pin_cached,
+                default_management_key: device.default_management_key,
                 keys: device
                     .keys
                     .iter()

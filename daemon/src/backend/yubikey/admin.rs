@@ -27,14 +27,18 @@ impl Devices for YubiKeyBackend {
     async fn list(&self) -> Result<Vec<DeviceInfo>> {
         let mut infos = Vec::new();
         for device in self.presence.devices() {
-            let tries =
-                match on_device(device.clone(), |yubikey| Ok(yubikey.get_pin_retries()?)).await {
-                    Ok(tries) => tries,
-                    // Pulled while listing: no longer present.
-                    Err(YubiKeyError::Absent { .. }) => continue,
-                    Err(error) => return Err(error.into()),
-                };
-            infos.push(describe(&device, tries, self));
+            let probed = on_device(device.clone(), |yubikey| {
+                let tries = yubikey.get_pin_retries()?;
+                Ok((tries, mgmt::is_factory_default(yubikey)))
+            })
+            .await;
+            let (tries, default_management_key) = match probed {
+                Ok(probed) => probed,
+                // Pulled while listing: no longer present.
+                Err(YubiKeyError::Absent { .. }) => continue,
+                Err(error) => return Err(error.into()),
+            };
+            infos.push(describe(&device, tries, default_management_key, self));
         }
         Ok(infos)
     }
@@ -174,13 +178,19 @@ fn warn_if_unattested(serial: u32, card: identity::CardIdentity) {
     }
 }
 
-fn describe(device: &Arc<Device>, tries: u8, backend: &YubiKeyBackend) -> DeviceInfo {
+fn describe(
+    device: &Arc<Device>,
+    tries: u8,
+    default_management_key: bool,
+    backend: &YubiKeyBackend,
+) -> DeviceInfo {
     DeviceInfo {
         serial: device.serial,
         firmware: device.firmware.clone(),
         reader: device.reader.clone(),
         pin_tries_left: tries,
         pin_cached: backend.presence.pins.is_cached(device.serial),
+        default_management_key,
         keys: backend.presence.keys_on(device.serial),
     }
 }

@@ -46,6 +46,12 @@ pub fn authenticate(
     }
 }
 
+/// Whether the device still opens with the factory management key. Needs no PIN,
+/// and a wrong management key costs no tries (the card keeps no counter for it).
+pub fn is_factory_default(yubikey: &mut YubiKey) -> bool {
+    yubikey.authenticate(MgmKey::default()).is_ok()
+}
+
 /// Replaces the management key (already authenticated) with a random one stored
 /// PIN-protected on the device, and checks it can be read back and used.
 pub fn replace_with_random_protected(yubikey: &mut YubiKey, pin: &[u8]) -> CardResult<()> {

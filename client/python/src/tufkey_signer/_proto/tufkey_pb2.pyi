@@ -262,20 +262,22 @@ class ListDevicesResponse(_message.Message):
     def __init__(self, devices: _Optional[_Iterable[_Union[Device, _Mapping]]] = ...) -> None: ...
 
 class Device(_message.Message):
-    __slots__ = ("serial", "firmware", "reader", "pin_tries_left", "pin_cached", "keys")
+    __slots__ = ("serial", "firmware", "reader", "pin_tries_left", "pin_cached", "keys", "default_management_key")
     SERIAL_FIELD_NUMBER: _ClassVar[int]
     FIRMWARE_FIELD_NUMBER: _ClassVar[int]
     READER_FIELD_NUMBER: _ClassVar[int]
     PIN_TRIES_LEFT_FIELD_NUMBER: _ClassVar[int]
     PIN_CACHED_FIELD_NUMBER: _ClassVar[int]
     KEYS_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_MANAGEMENT_KEY_FIELD_NUMBER: _ClassVar[int]
     serial: int
     firmware: str
     reader: str
     pin_tries_left: int
     pin_cached: bool
     keys: _containers.RepeatedCompositeFieldContainer[DeviceKey]
-    def __init__(self, serial: _Optional[int] = ..., firmware: _Optional[str] = ..., reader: _Optional[str] = ..., pin_tries_left: _Optional[int] = ..., pin_cached: _Optional[bool] = ..., keys: _Optional[_Iterable[_Union[DeviceKey, _Mapping]]] = ...) -> None: ...
+    default_management_key: bool
+    def __init__(self, serial: _Optional[int] = ..., firmware: _Optional[str] = ..., reader: _Optional[str] = ..., pin_tries_left: _Optional[int] = ..., pin_cached: _Optional[bool] = ..., keys: _Optional[_Iterable[_Union[DeviceKey, _Mapping]]] = ..., default_management_key: _Optional[bool] = ...) -> None: ...
 
 class DeviceKey(_message.Message):
     __slots__ = ("slot", "keyid", "gun", "role")
