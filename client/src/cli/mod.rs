@@ -6,6 +6,8 @@ mod bench;
 mod card_wait;
 mod device;
 mod docker;
+mod docs;
+mod doctor;
 mod files;
 mod keys;
 mod migrate;
@@ -156,6 +158,9 @@ fn resolve_target(
 enum Command {
     /// Show whether the keystore is locked, how many keys it holds, and problems.
     Status,
+    /// Check the setup (daemon, socket, store, keyring, pcscd, cards, policy, audit
+    /// log, --repo metadata) and name the fix for each problem; exit 1 if any fails.
+    Doctor(doctor::DoctorArgs),
     /// Create, list, show and delete keys.
     #[command(subcommand)]
     Key(keys::KeyCommand),
@@ -194,6 +199,10 @@ enum Command {
     /// Sign releases of a TUF repository: init, add, delegate, publish, refresh, rotate, status.
     #[command(subcommand)]
     Repo(repo::RepoCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(docs::CompletionsArgs),
+    /// Print the man page, or write every page (one per subcommand) with --out DIR.
+    Man(docs::ManArgs),
 }
 
 impl Cli {
@@ -205,6 +214,14 @@ impl Cli {
         if let Command::Bench(mut args) = self.command {
             let tls = std::mem::take(&mut args.tls).or(self.tls);
             return bench::run(&resolve_target(socket, server_uid, tls)?, args, json).await;
+        }
+        if let Command::Doctor(args) = self.command {
+            return doctor::run(&resolve_target(socket, server_uid, self.tls)?, args, json).await;
+        }
+        match &self.command {
+            Command::Completions(args) => return docs::completions(args),
+            Command::Man(args) => return docs::man(args),
+            _ => {}
         }
         let client = resolve_target(socket, server_uid, self.tls)?
             .connect()
@@ -225,7 +242,9 @@ impl Cli {
             Command::Import(command) => docker::import(client, command, json).await,
             Command::Export(command) => docker::export(client, command, json).await,
             Command::Repo(command) => repo::run(client, command, json).await,
-            Command::Bench(_) => unreachable!("handled above"),
+            Command::Bench(_) | Command::Doctor(_) | Command::Completions(_) | Command::Man(_) => {
+                unreachable!("handled above")
+            }
         }
     }
 }

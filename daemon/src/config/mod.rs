@@ -28,6 +28,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tufkey_proto::paths;
 
+mod manual;
 mod sources;
 mod values;
 
@@ -310,9 +311,12 @@ pub struct Args(ArgMatches);
 
 impl Args {
     /// The process's arguments. `--help`, `--version` and usage errors print and
-    /// exit here, as in any clap program.
+    /// exit here, as in any clap program, and so do the hidden `--print-completions
+    /// SHELL` and `--print-man`.
     pub fn parse() -> Self {
-        Args(parser().get_matches())
+        let matches = manual::with_generators(parser()).get_matches();
+        manual::print_if_asked(&matches);
+        Args(matches)
     }
 
     /// `argv` (program name first); a usage error, `--help` included, is an `Err`.
