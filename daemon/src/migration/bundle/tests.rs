@@ -408,9 +408,12 @@ fn every_flipped_byte_is_refused_and_payload_edits_say_modified() {
             );
         }
     }
+    // A MAC character replaced by another base64 character (flipping a bit could
+    // make it a character base64 does not have, which age refuses as not age at all;
+    // the MAC is random, so that happened in about one run in thirty).
     let mac_at = bundle.windows(4).position(|w| w == b"--- ").unwrap() + 10;
     let mut edited = bundle.clone();
-    edited[mac_at] ^= 0x01;
+    edited[mac_at] = if edited[mac_at] == b'A' { b'B' } else { b'A' };
     let error = open(&edited, Unwrap::Identity(&identity)).unwrap_err();
     assert!(
         matches!(error, MigrationError::BundleHeaderTampered),
