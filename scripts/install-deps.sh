@@ -14,6 +14,7 @@
 # plus what scripts/notary/install.sh (notary) and scripts/vcard/install.sh install:
 # pcscd, vsmartcard-vpcd, libclang-dev, and libpcsclite-dev + pkg-config (every build
 # of tufkeyd links libpcsclite; scripts/tufkeyd installs those two as well).
+# scripts/dct/install.sh: docker-registry, skopeo, faketime (and the docker CLI if none).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -27,6 +28,8 @@ command -v udevadm >/dev/null || missing+=(udev)
 command -v age >/dev/null || missing+=(age)
 command -v expect >/dev/null || missing+=(expect)
 command -v groff >/dev/null || missing+=(groff-base)
+# the system root certificates tufkey dct trusts when given no CA (tests/tests/dct_transport.rs)
+[ -f /etc/ssl/certs/ca-certificates.crt ] || missing+=(ca-certificates)
 command -v go >/dev/null || missing+=(golang-go)
 [ -d /usr/share/gocode/src/google.golang.org/grpc ] || missing+=(golang-google-grpc-dev)
 if ((${#missing[@]})); then
@@ -36,3 +39,4 @@ if ((${#missing[@]})); then
 fi
 bash scripts/notary/install.sh </dev/null
 bash scripts/vcard/install.sh </dev/null
+bash scripts/dct/install.sh </dev/null

@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 
 mod client;
+#[cfg(feature = "dct")]
+pub mod dct;
 mod error;
 mod server_uid;
 #[cfg(feature = "tough")]

@@ -25,7 +25,9 @@
 #    health client accepted the signer. Set WAIT_HEALTHY=0 to only wait for the
 #    HTTPS listener (for tests where the signer is meant to be down).
 # Env: NOTARY_SERVER_BIN (default notary-server), NOTARY_LOG_LEVEL (default info),
-#      WAIT_SECS (default 30).
+#      WAIT_SECS (default 30), AUTH_JSON (default: none, i.e. no auth): the JSON value
+#      of the config's "auth" key, e.g. {"type":"token","options":{"realm":..,
+#      "service":..,"issuer":..,"rootcertbundle":..}} (docker distribution's token auth).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 usage="usage: start-server.sh DIR PORT SIGNER_HOST SIGNER_PORT"
@@ -54,6 +56,8 @@ if [ "${SIGNER_PREFLIGHT:-1}" != 0 ] && [ "${WAIT_HEALTHY:-1}" != 0 ]; then
   fi
 fi
 
+auth_entry=""
+[ -n "${AUTH_JSON:-}" ] && auth_entry=$'\n'"  \"auth\": $AUTH_JSON,"
 cat > "$DIR/notary-server.json" <<JSON
 {
   "server": {
@@ -70,7 +74,7 @@ cat > "$DIR/notary-server.json" <<JSON
     "tls_client_key": "$TRUST_CLIENT_KEY",
     "key_algorithm": "ecdsa"
   },
-  "logging": { "level": "${NOTARY_LOG_LEVEL:-info}" },
+  "logging": { "level": "${NOTARY_LOG_LEVEL:-info}" },$auth_entry
   "storage": { "backend": "memory" }
 }
 JSON

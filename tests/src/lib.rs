@@ -2,11 +2,13 @@
 //! real CLI, building TUF repositories and handing them to real verifiers.
 
 pub mod daemon;
+pub mod dct;
 pub mod fixtures;
 pub mod leak_scan;
 pub mod memory_backend;
 pub mod notary;
 pub mod repo_clients;
+pub mod running;
 pub mod soak;
 pub mod tuf_repo;
 pub mod vcard;

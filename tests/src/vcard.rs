@@ -336,3 +336,16 @@ pub fn signature_verifies(key: &Value, payload: &[u8], hex_der: &str) -> bool {
     p256::ecdsa::Signature::from_der(&der)
         .is_ok_and(|signature| verifying.verify(payload, &signature).is_ok())
 }
+
+/// A daemon that sees the cards, with `serials` reset to the factory and unlocked.
+pub fn daemon_on_cards(sandbox: &Sandbox, serials: &[u32]) -> Daemon {
+    for serial in serials {
+        reset(*serial);
+    }
+    let daemon = sandbox.start(&DaemonOptions::with_yubikeys());
+    for serial in serials {
+        let unlocked = unlock(&daemon, *serial, PIN);
+        assert!(unlocked.success, "{}", unlocked.stderr);
+    }
+    daemon
+}

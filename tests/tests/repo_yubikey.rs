@@ -13,146 +13,18 @@
 #![allow(clippy::unwrap_used)]
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
-use tufkey_e2e::daemon::{bin_dir, Daemon, DaemonOptions, Sandbox};
+use std::time::Duration;
+use tufkey_e2e::daemon::{Daemon, Sandbox};
 use tufkey_e2e::repo_clients::{python_update, tough_update, Wanted};
+use tufkey_e2e::running::Running;
 use tufkey_e2e::tuf_repo::read_json;
-use tufkey_e2e::vcard::{self, generate_on_card, signature_verifies, PIN};
+use tufkey_e2e::vcard::{self, daemon_on_cards, generate_on_card, signature_verifies, PIN};
 
 const GUN: &str = "example.com/release";
 const WRONG_PIN: &str = "24680135";
 /// How long a CLI run that waits for a card may take once the card is in.
 const FINISH_DEADLINE: Duration = Duration::from_secs(60);
-
-/// A `tufkey` run in the background: its stderr arrives line by line while it runs.
-struct Running {
-    child: Child,
-    stderr_lines: mpsc::Receiver<String>,
-    stderr_seen: Vec<String>,
-    stdout: std::thread::JoinHandle<String>,
-    args: Vec<String>,
-}
-
-/// What a background run ended with.
-struct Finished {
-    success: bool,
-    stdout: String,
-    stderr: String,
-}
-
-impl Running {
-    /// Starts `tufkey --socket SOCKET ARGS...` with `stdin` written to it (then closed).
-    fn start(daemon: &Daemon, args: &[&str], stdin: &str) -> Running {
-        let mut child = Command::new(bin_dir().join("tufkey"))
-            .arg("--socket")
-            .arg(&daemon.socket)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tufkey (run `cargo build --bins` first)");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let (send, stderr_lines) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut stdout = child.stdout.take().unwrap();
-        let stdout = std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = stdout.read_to_string(&mut text);
-            text
-        });
-        Running {
-            child,
-            stderr_lines,
-            stderr_seen: Vec::new(),
-            stdout,
-            args: args.iter().map(|arg| (*arg).to_owned()).collect(),
-        }
-    }
-
-    /// Waits until a stderr line contains `needle`; panics (with what was printed)
-    /// if the run ends or `limit` passes first.
-    fn wait_for_stderr(&mut self, needle: &str, limit: Duration) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.stderr_lines.recv_timeout(left) {
-                Ok(line) => {
-                    self.stderr_seen.push(line.clone());
-                    if line.contains(needle) {
-                        return line;
-                    }
-                }
-                Err(_) => panic!(
-                    "tufkey {:?} printed no {needle:?} within {limit:?} (exit: {:?}); stderr so far:\n{}",
-                    self.args,
-                    self.child.try_wait().unwrap(),
-                    self.stderr_seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Whether the run is still going (e.g. still waiting for a card).
-    fn still_running(&mut self) -> bool {
-        self.child.try_wait().unwrap().is_none()
-    }
-
-    /// Waits for the run to end (killed, and a panic, after `limit`).
-    fn finish(mut self, limit: Duration) -> Finished {
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "tufkey {:?} did not finish within {limit:?}; stderr:\n{}",
-                    self.args,
-                    self.stderr_seen.join("\n")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        self.stderr_seen.extend(self.stderr_lines.iter());
-        Finished {
-            success: status.success(),
-            stdout: self.stdout.join().unwrap(),
-            stderr: self.stderr_seen.join("\n"),
-        }
-    }
-}
-
-/// A daemon that sees the cards, with `serials` reset to the factory and unlocked.
-fn daemon_on_cards(sandbox: &Sandbox, serials: &[u32]) -> Daemon {
-    for serial in serials {
-        vcard::reset(*serial);
-    }
-    let daemon = sandbox.start(&DaemonOptions::with_yubikeys());
-    for serial in serials {
-        let unlocked = vcard::unlock(&daemon, *serial, PIN);
-        assert!(unlocked.success, "{}", unlocked.stderr);
-    }
-    daemon
-}
 
 fn keyid(key: &Value) -> &str {
     key["keyid"].as_str().unwrap()
