@@ -9,8 +9,28 @@
 //! `sign-raw` call it with `--wait`, and otherwise only [`announce_touch`].
 
 use super::session::{prompt_secret, read_stdin_lines};
+use clap::Args;
 use secrecy::SecretString;
 use tufkey::{proto, Client, Error, Result};
+
+/// Where YubiKey PINs come from.
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// Read YubiKey PINs from stdin, one line per card as they are needed
+    /// [default: prompt without echo].
+    #[arg(long)]
+    pin_stdin: bool,
+}
+
+impl PinArgs {
+    pub fn source(&self) -> PinSource {
+        if self.pin_stdin {
+            PinSource::stdin()
+        } else {
+            PinSource::prompt()
+        }
+    }
+}
 
 /// Where PINs come from: a no-echo prompt, or one line of stdin per card, read as
 /// the cards need them.

@@ -4,6 +4,7 @@
 mod audit;
 mod bench;
 mod card_wait;
+mod dct;
 mod device;
 mod docker;
 mod docs;
@@ -199,6 +200,9 @@ enum Command {
     /// Sign releases of a TUF repository: init, add, delegate, publish, refresh, rotate, status.
     #[command(subcommand)]
     Repo(repo::RepoCommand),
+    /// Docker Content Trust: sign image tags into a Notary server with keys in tufkeyd.
+    #[command(subcommand)]
+    Dct(dct::DctCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     Completions(docs::CompletionsArgs),
     /// Print the man page, or write every page (one per subcommand) with --out DIR.
@@ -242,6 +246,7 @@ impl Cli {
             Command::Import(command) => docker::import(client, command, json).await,
             Command::Export(command) => docker::export(client, command, json).await,
             Command::Repo(command) => repo::run(client, command, json).await,
+            Command::Dct(command) => dct::run(client, command, json).await,
             Command::Bench(_) | Command::Doctor(_) | Command::Completions(_) | Command::Man(_) => {
                 unreachable!("handled above")
             }

@@ -52,6 +52,19 @@ fn pin_policy_name(value: i32) -> Option<&'static str> {
     }
 }
 
+/// Where a key is, in a few words: "software", "YubiKey 1002 slot 82", or another
+/// backend's name (for progress lines and listings).
+pub fn short_location(key: &proto::Key) -> String {
+    match &key.location {
+        Some(proto::key::Location::Yubikey(at)) => {
+            format!("YubiKey {} slot {}", at.serial, at.slot)
+        }
+        Some(proto::key::Location::Software(_)) => "software".into(),
+        Some(proto::key::Location::Other(other)) => other.backend.clone(),
+        None => "unknown".into(),
+    }
+}
+
 /// "YubiKey 1001 slot 9c (touch never, PIN always)" for device keys, else "".
 fn location(key: &proto::Key) -> String {
     let Some(at) = yubikey(key) else {
@@ -149,4 +162,20 @@ pub fn print(json: bool, value: Value, text: impl FnOnce() -> String) {
     } else {
         println!("{}", text());
     }
+}
+
+/// An error and its chain of causes on one line (the CLI prints one line per
+/// failure); a cause whose text the line already has is not repeated.
+pub fn one_line(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let inner_text = inner.to_string();
+        if !text.contains(&inner_text) {
+            text.push_str(": ");
+            text.push_str(&inner_text);
+        }
+        source = inner.source();
+    }
+    text.replace('\n', " ")
 }

@@ -146,18 +146,6 @@ impl RepoError {
 pub fn into_cli_error(error: RepoError) -> tufkey::Error {
     match error {
         RepoError::Client(inner) => *inner,
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(&other);
-            while let Some(inner) = source {
-                let inner_text = inner.to_string();
-                if !text.contains(&inner_text) {
-                    text.push_str(": ");
-                    text.push_str(&inner_text);
-                }
-                source = inner.source();
-            }
-            tufkey::Error::Usage(text.replace('\n', " "))
-        }
+        other => tufkey::Error::Usage(super::super::output::one_line(&other)),
     }
 }

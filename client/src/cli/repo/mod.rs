@@ -17,9 +17,9 @@ mod stage;
 mod state;
 mod status;
 
-use super::card_wait::PinSource;
+use super::card_wait::PinArgs;
 use super::output::print;
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use error::{into_cli_error, RepoError};
 use serde_json::json;
 use signing::Signer;
@@ -99,25 +99,6 @@ pub enum RepoCommand {
         /// The repository directory.
         dir: PathBuf,
     },
-}
-
-/// Where YubiKey PINs come from.
-#[derive(Debug, Args)]
-pub struct PinArgs {
-    /// Read YubiKey PINs from stdin, one line per card as they are needed
-    /// [default: prompt without echo].
-    #[arg(long)]
-    pin_stdin: bool,
-}
-
-impl PinArgs {
-    fn source(&self) -> PinSource {
-        if self.pin_stdin {
-            PinSource::stdin()
-        } else {
-            PinSource::prompt()
-        }
-    }
 }
 
 pub async fn run(client: Client, command: RepoCommand, json: bool) -> Result<()> {

@@ -4,6 +4,7 @@
 //! e.g. "targets v3 signed by KEYID (YubiKey 1002 slot 82)".
 
 use super::super::card_wait::{self, PinSource};
+use super::super::output::short_location as location;
 use super::error::RepoError;
 use std::collections::{BTreeMap, HashMap};
 use tough::editor::signed::SignedRole;
@@ -120,17 +121,5 @@ pub fn yubikey_serial(key: &proto::Key) -> Option<u32> {
     match &key.location {
         Some(proto::key::Location::Yubikey(at)) => Some(at.serial),
         _ => None,
-    }
-}
-
-/// "software", "YubiKey 1002 slot 82", or another backend's name.
-pub fn location(key: &proto::Key) -> String {
-    match &key.location {
-        Some(proto::key::Location::Yubikey(at)) => {
-            format!("YubiKey {} slot {}", at.serial, at.slot)
-        }
-        Some(proto::key::Location::Software(_)) => "software".into(),
-        Some(proto::key::Location::Other(other)) => other.backend.clone(),
-        None => "unknown".into(),
     }
 }

@@ -3,11 +3,12 @@
 //! doing: absent cards, keys missing from tufkeyd, staged changes, roles expiring
 //! soon.
 
+use super::super::output::short_location as location;
 use super::error::RepoError;
 use super::release::expires_soon;
 use super::release::{self, Release};
 use super::role::TopRole;
-use super::signing::{location, yubikey_serial};
+use super::signing::yubikey_serial;
 use super::state::RepoState;
 use serde_json::{json, Value};
 use std::path::Path;
