@@ -140,6 +140,12 @@ impl NotaryServer {
     /// Starts notary-server on a free port with the PKI's `server-client` certificate
     /// and returns once its HTTPS health endpoint answers.
     pub fn start(pki: &Pki, signer_port: u16) -> NotaryServer {
+        Self::start_with_auth(pki, signer_port, None)
+    }
+
+    /// [`NotaryServer::start`] with `auth` (JSON) as the config's `"auth"` value, e.g.
+    /// docker distribution's token auth (`start-server.sh`'s `AUTH_JSON`).
+    pub fn start_with_auth(pki: &Pki, signer_port: u16, auth: Option<&str>) -> NotaryServer {
         let port = free_port();
         let started = Instant::now();
         let server = NotaryServer {
@@ -155,7 +161,10 @@ impl NotaryServer {
                 "127.0.0.1".as_ref(),
                 signer_port.to_string().as_ref(),
             ],
-            &[("NOTARY_LOG_LEVEL", "error")],
+            &[
+                ("NOTARY_LOG_LEVEL", "error"),
+                ("AUTH_JSON", auth.unwrap_or_default()),
+            ],
         );
         server
     }
@@ -281,12 +290,17 @@ fn run_script(name: &str, args: &[&std::ffi::OsStr], env: &[(&str, &str)]) -> Ou
         .envs(env.iter().copied())
         .output()
         .unwrap_or_else(|error| panic!("run scripts/notary/{name}: {error}"));
+    assert_success(&format!("scripts/notary/{name}"), &output);
+    output
+}
+
+/// Panics, with what the process printed, unless `output` is a success.
+pub fn assert_success(what: &str, output: &Output) {
     assert!(
         output.status.success(),
-        "scripts/notary/{name} failed ({})\n--- stdout\n{}\n--- stderr\n{}",
+        "{what} failed ({})\n--- stdout\n{}\n--- stderr\n{}",
         output.status,
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
-    output
 }
