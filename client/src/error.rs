@@ -47,8 +47,19 @@ pub enum Error {
 /// The daemon's message and code, plus what lies under a transport failure (e.g. the
 /// TLS alert that refused a client certificate), which the message alone hides.
 fn rpc_message(status: &tonic::Status) -> String {
-    let mut text = status.message().to_owned();
-    let mut source = std::error::Error::source(status);
+    let text = with_causes(
+        status.message().to_owned(),
+        std::error::Error::source(status),
+    );
+    format!("{text} ({:?})", status.code())
+}
+
+/// `text`, then each cause under `source` whose text it does not already hold,
+/// after ": " (one line for people, however deep the chain).
+pub fn with_causes(
+    mut text: String,
+    mut source: Option<&(dyn std::error::Error + 'static)>,
+) -> String {
     while let Some(inner) = source {
         let inner_text = inner.to_string();
         if !text.contains(&inner_text) {
@@ -57,7 +68,7 @@ fn rpc_message(status: &tonic::Status) -> String {
         }
         source = inner.source();
     }
-    format!("{text} ({:?})", status.code())
+    text
 }
 
 impl Error {

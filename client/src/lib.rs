@@ -13,7 +13,7 @@ mod server_uid;
 mod tough_key_source;
 
 pub use client::{default_socket_path, Client};
-pub use error::{Error, Result};
+pub use error::{with_causes, Error, Result};
 pub use server_uid::{ServerUid, SERVER_UID_ENV};
 #[cfg(feature = "tough")]
 pub use tough_key_source::{KeySourceError, TufkeyKeySource};

@@ -746,6 +746,35 @@ pub fn docker_trust_inspect(stack: &NotaryStack, home: &Path, gun: &str) -> serd
     })
 }
 
+/// `(tag, hex digest)` of each `SignedTags` row of one repository in
+/// [`docker_trust_inspect`]'s output, in Docker's order.
+pub fn inspected_tags(repo: &serde_json::Value) -> Vec<(String, String)> {
+    let text = |value: &serde_json::Value| value.as_str().unwrap_or_default().to_owned();
+    repo["SignedTags"]
+        .as_array()
+        .map(|tags| {
+            tags.iter()
+                .map(|tag| (text(&tag["SignedTag"]), text(&tag["Digest"])))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The key IDs `docker trust inspect` lists under `AdministrativeKeys` for `name`
+/// ("Root", "Repository"); empty when it lists no such entry.
+pub fn inspected_admin_keys(repo: &serde_json::Value, name: &str) -> Vec<String> {
+    repo["AdministrativeKeys"]
+        .as_array()
+        .and_then(|admin| admin.iter().find(|entry| entry["Name"] == name))
+        .and_then(|entry| entry["Keys"].as_array())
+        .map(|keys| {
+            keys.iter()
+                .filter_map(|key| key["ID"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// `faketime -f OFFSET PROGRAM` with `DONT_FAKE_MONOTONIC=1`: PROGRAM (add its args
 /// with `.args`) sees the wall clock (`time()`, `gettimeofday`, `clock_gettime(
 /// CLOCK_REALTIME)`, hence Rust's `SystemTime`) shifted by OFFSET, e.g. `"+15d"`,

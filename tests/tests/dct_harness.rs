@@ -11,9 +11,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tufkey_e2e::dct::{
-    copy_collection, docker_trust, docker_trust_inspect, faketime_command, notary, notary_list,
-    notary_publisher, push_image, push_image_as, sha256_digest, FakeNotaryServer, ManifestFormat,
-    NotaryStack, Registry, PUBLISHER_PASSPHRASE,
+    copy_collection, docker_trust, docker_trust_inspect, faketime_command, inspected_tags, notary,
+    notary_list, notary_publisher, push_image, push_image_as, sha256_digest, FakeNotaryServer,
+    ManifestFormat, NotaryStack, Registry, PUBLISHER_PASSPHRASE,
 };
 use tufkey_e2e::notary::Pki;
 
@@ -170,19 +170,9 @@ fn notary_publisher_collection_is_listed_by_notary_and_inspected_by_docker() {
     let inspected = docker_trust_inspect(&stack, &dir.path().join("home"), gun);
     let repo = &inspected[0];
     assert_eq!(repo["Name"], gun);
-    let tags: Vec<(&str, &str)> = repo["SignedTags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|tag| {
-            (
-                tag["SignedTag"].as_str().unwrap(),
-                tag["Digest"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let tags = inspected_tags(repo);
     let (v1, v2) = (expected(b"first image"), expected(b"second image, longer"));
-    assert_eq!(tags, [("v1", v1.as_str()), ("v2", v2.as_str())]);
+    assert_eq!(tags, [("v1".to_owned(), v1), ("v2".to_owned(), v2)]);
     let admin: Vec<&str> = repo["AdministrativeKeys"]
         .as_array()
         .unwrap()

@@ -24,8 +24,9 @@ use std::process::Command;
 use std::time::Duration;
 use tufkey_e2e::daemon::{bin_dir, CliOutput, Daemon, DaemonOptions, Sandbox};
 use tufkey_e2e::dct::{
-    copy_collection, docker_trust_inspect, faketime_command, notary, notary_list, notary_publisher,
-    push_image, sha256_digest, FakeNotaryServer, NotaryStack, Registry, PUBLISHER_PASSPHRASE,
+    copy_collection, docker_trust_inspect, faketime_command, inspected_admin_keys, inspected_tags,
+    notary, notary_list, notary_publisher, push_image, sha256_digest, FakeNotaryServer,
+    NotaryStack, Registry, PUBLISHER_PASSPHRASE,
 };
 use tufkey_e2e::running::Running;
 use tufkey_e2e::vcard::{self, daemon_on_cards, generate_on_card, PIN};
@@ -206,40 +207,16 @@ fn a_collection_with_root_on_a_yubikey_and_a_signer_on_another_is_accepted_by_no
     let home = fresh_dir(&sandbox, "docker-home");
     let inspected = docker_trust_inspect(&stack, &home, GUN);
     let repo = &inspected[0];
-    let tags: Vec<(&str, &str)> = repo["SignedTags"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|tag| {
-            (
-                tag["SignedTag"].as_str().unwrap(),
-                tag["Digest"].as_str().unwrap(),
-            )
-        })
-        .collect();
+    let hex = |digest: &(String, String)| digest.0.trim_start_matches("sha256:").to_owned();
     assert_eq!(
-        tags,
-        vec![
-            ("v1", row("v1", &v1).1.as_str()),
-            ("v2", row("v2", &v2).1.as_str())
-        ]
+        inspected_tags(repo),
+        vec![("v1".to_owned(), hex(&v1)), ("v2".to_owned(), hex(&v2))]
     );
-    let admin_key = |name: &str| -> Vec<String> {
-        let admin = repo["AdministrativeKeys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|key| key["Name"] == name)
-            .unwrap();
-        admin["Keys"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|key| key["ID"].as_str().unwrap().to_owned())
-            .collect()
-    };
-    assert_eq!(admin_key("Root"), vec![root_id.to_owned()]);
-    assert_eq!(admin_key("Repository"), vec![targets_id.to_owned()]);
+    assert_eq!(inspected_admin_keys(repo, "Root"), vec![root_id.to_owned()]);
+    assert_eq!(
+        inspected_admin_keys(repo, "Repository"),
+        vec![targets_id.to_owned()]
+    );
 
     // Signer alice, her key generated on the second card.
     let alice = generate_on_card(
@@ -377,18 +354,10 @@ fn a_collection_with_root_on_a_yubikey_and_a_signer_on_another_is_accepted_by_no
         vec![row("v1", &v1), row("v2", &v2)]
     );
     let inspected = docker_trust_inspect(&stack, &home, GUN);
-    let repository_keys: Vec<&str> = inspected[0]["AdministrativeKeys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|key| key["Name"] == "Repository")
-        .unwrap()["Keys"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|key| key["ID"].as_str().unwrap())
-        .collect();
-    assert_eq!(repository_keys, vec![rotated["keyid"].as_str().unwrap()]);
+    assert_eq!(
+        inspected_admin_keys(&inspected[0], "Repository"),
+        vec![rotated["keyid"].as_str().unwrap().to_owned()]
+    );
     daemon.assert_audit_intact();
 }
 

@@ -167,15 +167,5 @@ pub fn print(json: bool, value: Value, text: impl FnOnce() -> String) {
 /// An error and its chain of causes on one line (the CLI prints one line per
 /// failure); a cause whose text the line already has is not repeated.
 pub fn one_line(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        let inner_text = inner.to_string();
-        if !text.contains(&inner_text) {
-            text.push_str(": ");
-            text.push_str(&inner_text);
-        }
-        source = inner.source();
-    }
-    text.replace('\n', " ")
+    tufkey::with_causes(error.to_string(), error.source()).replace('\n', " ")
 }

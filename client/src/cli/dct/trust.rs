@@ -9,8 +9,8 @@ use super::error::DctError;
 use super::gun::Gun;
 use super::keys::{certificate_facts, key_id, verifies, ECDSA_X509};
 use super::metadata::{
-    canonical, expiry, matches, parse_envelope, typed, DelegationRole, MetaList, PublicKey, Root,
-    Targets,
+    canonical, expiry, matches, parse_envelope, typed, DelegationRole, FileMeta, MetaList,
+    PublicKey, Root, Targets,
 };
 use super::pins::{docker_trust_dir, notary_trust_dir_root, Pins};
 use std::collections::BTreeMap;
@@ -84,77 +84,57 @@ pub async fn fetch(
         }
     }
 
-    let now = OffsetDateTime::now_utc();
-    let fetch_role = |role: &'static str| async move {
-        server
-            .metadata(gun.as_str(), role)
-            .await?
-            .ok_or_else(|| DctError::Missing {
-                gun: gun.to_string(),
-                role: role.to_owned(),
-                by: "root",
-            })
+    let checker = Checker {
+        server,
+        gun,
+        now: OffsetDateTime::now_utc(),
     };
-    let timestamp_bytes = fetch_role("timestamp").await?;
-    let timestamp: MetaList = verify_role(
-        gun,
-        "timestamp",
-        &timestamp_bytes,
-        &root.keys,
-        role_keys(gun, &root, "timestamp")?,
-        now,
-    )?;
-
-    let snapshot_bytes = fetch_role("snapshot").await?;
-    check_listed(
-        gun,
-        "snapshot",
-        &snapshot_bytes,
-        &timestamp.meta,
-        "timestamp",
-    )?;
-    let snapshot: MetaList = verify_role(
-        gun,
-        "snapshot",
-        &snapshot_bytes,
-        &root.keys,
-        role_keys(gun, &root, "snapshot")?,
-        now,
-    )?;
-
-    let targets_bytes = fetch_role("targets").await?;
-    check_listed(gun, "targets", &targets_bytes, &snapshot.meta, "snapshot")?;
-    let targets: Targets = verify_role(
-        gun,
-        "targets",
-        &targets_bytes,
-        &root.keys,
-        role_keys(gun, &root, "targets")?,
-        now,
-    )?;
+    let timestamp: MetaList = checker
+        .role(
+            "timestamp",
+            None,
+            &root.keys,
+            role_keys(gun, &root, "timestamp")?,
+        )
+        .await?;
+    let by_timestamp = Listing {
+        meta: &timestamp.meta,
+        by: "timestamp",
+    };
+    let snapshot: MetaList = checker
+        .role(
+            "snapshot",
+            Some(by_timestamp),
+            &root.keys,
+            role_keys(gun, &root, "snapshot")?,
+        )
+        .await?;
+    let by_snapshot = Listing {
+        meta: &snapshot.meta,
+        by: "snapshot",
+    };
+    let targets: Targets = checker
+        .role(
+            "targets",
+            Some(by_snapshot),
+            &root.keys,
+            role_keys(gun, &root, "targets")?,
+        )
+        .await?;
 
     let mut delegated = BTreeMap::new();
     for role in &targets.delegations.roles {
         if !snapshot.meta.contains_key(&role.name) {
             continue; // delegated, but nothing signed into it yet
         }
-        let bytes = server
-            .metadata(gun.as_str(), &role.name)
-            .await?
-            .ok_or_else(|| DctError::Missing {
-                gun: gun.to_string(),
-                role: role.name.clone(),
-                by: "snapshot",
-            })?;
-        check_listed(gun, &role.name, &bytes, &snapshot.meta, "snapshot")?;
-        let content: Targets = verify_role(
-            gun,
-            &role.name,
-            &bytes,
-            &targets.delegations.keys,
-            role_as_keys(role),
-            now,
-        )?;
+        let content: Targets = checker
+            .role(
+                &role.name,
+                Some(by_snapshot),
+                &targets.delegations.keys,
+                role_as_keys(role),
+            )
+            .await?;
         delegated.insert(role.name.clone(), content);
     }
 
@@ -166,6 +146,47 @@ pub async fn fetch(
         timestamp,
         delegated,
     })
+}
+
+/// Fetches and checks the roles below root, one request each.
+struct Checker<'a> {
+    server: &'a NotaryServer,
+    gun: &'a Gun,
+    now: OffsetDateTime,
+}
+
+/// The metadata one level up that lists a role's hashes (`by` names it).
+#[derive(Clone, Copy)]
+struct Listing<'a> {
+    meta: &'a BTreeMap<String, FileMeta>,
+    by: &'static str,
+}
+
+impl Checker<'_> {
+    /// Fetches `role`, checks it matches what `listed` says of it, carries enough
+    /// signatures by its keys, and has not expired.
+    async fn role<T: serde::de::DeserializeOwned + Expiring>(
+        &self,
+        role: &str,
+        listed: Option<Listing<'_>>,
+        keys: &BTreeMap<String, PublicKey>,
+        role_keys: (&[String], u32),
+    ) -> Result<T, DctError> {
+        let gun = self.gun;
+        let bytes = self
+            .server
+            .metadata(gun.as_str(), role)
+            .await?
+            .ok_or_else(|| DctError::Missing {
+                gun: gun.to_string(),
+                role: role.to_owned(),
+                by: listed.map_or("root", |listing| listing.by),
+            })?;
+        if let Some(listing) = listed {
+            check_listed(gun, role, &bytes, listing)?;
+        }
+        verify_role(gun, role, &bytes, keys, role_keys, self.now)
+    }
 }
 
 /// Checks a served root: signed by its own root keys, by the pinned root's keys
@@ -243,14 +264,9 @@ fn role_as_keys(role: &DelegationRole) -> (&[String], u32) {
     (&role.keyids, role.threshold.max(1))
 }
 
-fn check_listed(
-    gun: &Gun,
-    role: &str,
-    bytes: &[u8],
-    listing: &BTreeMap<String, super::metadata::FileMeta>,
-    by: &'static str,
-) -> Result<(), DctError> {
-    let meta = listing.get(role).ok_or_else(|| DctError::Missing {
+fn check_listed(gun: &Gun, role: &str, bytes: &[u8], listing: Listing<'_>) -> Result<(), DctError> {
+    let by = listing.by;
+    let meta = listing.meta.get(role).ok_or_else(|| DctError::Missing {
         gun: gun.to_string(),
         role: role.to_owned(),
         by,

@@ -10,7 +10,7 @@ use super::super::keys::{certificate_key, ecdsa_key, key_id, spki_of};
 use super::super::metadata::{expires_in, Delegations, PublicKey, RoleKeys, Root, Targets};
 use super::super::signing::SigningKey;
 use super::super::Session;
-use super::publish::{ROOT_DAYS, TARGETS_DAYS};
+use super::publish::{repository_key, ROOT_DAYS, TARGETS_DAYS};
 use super::{InitArgs, Report};
 use crate::cli::output::short_location;
 use serde_json::json;
@@ -54,16 +54,7 @@ pub async fn init(session: &mut Session, gun: &Gun, args: &InitArgs) -> Result<R
                 .await?
         }
     };
-    let targets_key = match &args.targets_key {
-        Some(keyid) => session.signer.client().get_key(keyid).await?,
-        None => {
-            session
-                .signer
-                .client()
-                .generate_key(gun.as_str(), "targets")
-                .await?
-        }
-    };
+    let targets_key = repository_key(session, gun, args.targets_key.as_deref()).await?;
 
     let certificate = root_certificate(&mut session.signer, &root_key, gun).await?;
     if !self_signed(&certificate) {

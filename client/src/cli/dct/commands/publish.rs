@@ -70,6 +70,19 @@ pub async fn keys_for(
         .await
 }
 
+/// The repository (targets) key: `keyid` from tufkeyd, or a new software key.
+pub async fn repository_key(
+    session: &mut Session,
+    gun: &Gun,
+    keyid: Option<&str>,
+) -> Result<tufkey::proto::Key, DctError> {
+    let client = session.signer.client();
+    Ok(match keyid {
+        Some(keyid) => client.get_key(keyid).await?,
+        None => client.generate_key(gun.as_str(), "targets").await?,
+    })
+}
+
 /// Uploads `files` (role name, bytes) as one update, then fetches and verifies the
 /// collection again (the server has made a new snapshot and timestamp).
 pub async fn upload(

@@ -12,7 +12,7 @@ use super::super::signing::SigningKey;
 use super::super::trust::role_keys;
 use super::super::Session;
 use super::init::server_key_from;
-use super::publish::{next_targets, upload, versions};
+use super::publish::{next_targets, repository_key, upload, versions};
 use super::{KeyCommand, Report};
 use crate::cli::output::short_location;
 use serde_json::json;
@@ -45,16 +45,7 @@ pub async fn rotate(
                         .into(),
                 ));
             }
-            let new_key = match key {
-                Some(keyid) => session.signer.client().get_key(keyid).await?,
-                None => {
-                    session
-                        .signer
-                        .client()
-                        .generate_key(gun.as_str(), "targets")
-                        .await?
-                }
-            };
+            let new_key = repository_key(session, gun, key.as_deref()).await?;
             let public = ecdsa_key(&spki_of(&new_key)?);
             let id = key_id(&public)?;
             let root = with_role_key(&collection.root, "targets", &id, public);
