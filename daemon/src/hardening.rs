@@ -20,6 +20,10 @@
 //!   (`/proc/self/exe`, same pid and arguments) without the variable; the new image
 //!   reads the passphrase from the pipe, which holds it in kernel memory only until
 //!   then.
+//! - `TUFKEYD_POSTGRES_PASSWORD` (the keystore database's password) is taken out
+//!   of the environment too, after any re-execution, so children never see it; the
+//!   initial environment keeps it, readable (the process not being dumpable) only
+//!   by root: `--postgres-password-file` avoids even that.
 
 use secrecy::SecretString;
 use std::ffi::OsString;
@@ -30,6 +34,8 @@ use std::os::unix::process::CommandExt;
 use tufkeyd::backend::software::PASSPHRASE_ENV_VAR;
 use zeroize::Zeroizing;
 
+/// The keystore database's password, when not in `--postgres-password-file`.
+const POSTGRES_PASSWORD_ENV_VAR: &str = "TUFKEYD_POSTGRES_PASSWORD";
 /// Names the pipe holding the passphrase across the re-execution (internal).
 const HANDOVER_FD_VAR: &str = "TUFKEYD_PASSPHRASE_HANDOVER_FD";
 /// A pipe takes at least this much without blocking, so the write before the
@@ -89,6 +95,8 @@ pub enum HandoverError {
     NotUtf8,
     #[error("handing {PASSPHRASE_ENV_VAR} over to the re-executed daemon: {0}")]
     Pipe(#[source] std::io::Error),
+    #[error("{POSTGRES_PASSWORD_ENV_VAR} is not UTF-8: use a UTF-8 password, or --postgres-password-file")]
+    PostgresNotUtf8,
     #[error("{HANDOVER_FD_VAR} is internal to tufkeyd and names no readable pipe: unset it")]
     BadHandover(#[source] Option<nix::Error>),
 }
@@ -122,6 +130,23 @@ pub fn take_environment_passphrase() -> Result<Option<SecretString>, HandoverErr
     );
     std::env::remove_var(PASSPHRASE_ENV_VAR);
     to_secret(passphrase).map(Some)
+}
+
+/// `TUFKEYD_POSTGRES_PASSWORD`, taken out of the environment; `None` when unset or
+/// empty. Call it after [`take_environment_passphrase`] (whose re-execution keeps
+/// this variable for the new image) and before any thread exists.
+pub fn take_postgres_password() -> Result<Option<SecretString>, HandoverError> {
+    let value = std::env::var_os(POSTGRES_PASSWORD_ENV_VAR);
+    std::env::remove_var(POSTGRES_PASSWORD_ENV_VAR);
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let password = Zeroizing::new(value.into_vec());
+    if password.is_empty() {
+        return Ok(None);
+    }
+    let text = std::str::from_utf8(&password).map_err(|_| HandoverError::PostgresNotUtf8)?;
+    Ok(Some(SecretString::from(text)))
 }
 
 /// Writes the passphrase into a pipe and replaces the process image with a fresh

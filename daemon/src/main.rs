@@ -17,12 +17,19 @@ fn main() -> ExitCode {
         Ok(passphrase) => passphrase,
         Err(error) => return stopped(&error),
     };
+    let postgres_password = match hardening::take_postgres_password() {
+        Ok(password) => password,
+        Err(error) => return stopped(&error),
+    };
     // The socket systemd passed, if any (socket activation): taking it clears LISTEN_*.
     if let Err(error) = tufkeyd::transport::activation::adopt_from_environment() {
         return stopped(&error);
     }
     let result = Config::resolve(&args, |name| std::env::var_os(name)).and_then(|mut config| {
         config.software.environment_passphrase = environment_passphrase;
+        if let Some(postgres) = &mut config.postgres {
+            postgres.password = postgres_password;
+        }
         tokio::runtime::Runtime::new()
             .map_err(|error| {
                 tufkeyd::error::Error::Config(format!("starting the runtime: {error}"))

@@ -7,6 +7,7 @@ pub mod fixtures;
 pub mod leak_scan;
 pub mod memory_backend;
 pub mod notary;
+pub mod postgres;
 pub mod repo_clients;
 pub mod running;
 pub mod soak;

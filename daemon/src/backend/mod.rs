@@ -13,7 +13,13 @@ use crate::keys::{Backends, YUBIKEY};
 /// and, when pcscd is reachable and YubiKeys are not switched off, the YubiKeys.
 pub async fn start(config: &Config) -> Result<Backends> {
     let mut backends = Backends::new();
-    backends.register(software::SoftwareBackend::start(&config.software).await?)?;
+    let software = match &config.postgres {
+        None => software::SoftwareBackend::start(&config.software).await?,
+        Some(postgres) => {
+            software::SoftwareBackend::start_in_postgres(&config.software, postgres).await?
+        }
+    };
+    backends.register(software)?;
     match &config.yubikey {
         None => {
             tracing::info!("YubiKey support off (--no-yubikey)");

@@ -16,6 +16,7 @@
 //! backend is built from its own section only.
 
 use crate::audit::AuditConfig;
+use crate::backend::software::postgres::PostgresConfig;
 use crate::backend::software::{SecretFile, SoftwareConfig};
 use crate::backend::yubikey::YubiKeyConfig;
 use crate::error::{Error, Result};
@@ -34,8 +35,8 @@ mod values;
 
 use sources::{clap_message, defaults, parser, read_file, Layer};
 use values::{
-    at_least_one, default_store_dir, defaulted, policy_file, resolve_policy, resolve_tcp, seconds,
-    GroupSetting,
+    at_least_one, default_store_dir, defaulted, policy_file, resolve_policy, resolve_postgres,
+    resolve_tcp, seconds, GroupSetting,
 };
 
 /// Every setting of tufkeyd, each once: a flag, an environment variable and a TOML key.
@@ -91,6 +92,23 @@ struct Settings {
     /// LoadCredential=) when that is set]
     #[arg(long, env = "TUFKEYD_SECRET_FILE", value_name = "FILE")]
     secret_file: Option<PathBuf>,
+
+    /// Keep the keystore's keys in PostgreSQL instead of STORE/keys, shared by replicas
+    /// (same sealing and unlock: give every replica the same --secret-file; --store still
+    /// holds local state): postgres://USER@HOST:PORT/DB, with no password in it
+    #[arg(long, env = "TUFKEYD_POSTGRES_URL", value_name = "URL")]
+    postgres_url: Option<String>,
+
+    /// File holding the --postgres-url database password, mode 0600 and owned by the
+    /// daemon's user [default: TUFKEYD_POSTGRES_PASSWORD, taken out of the environment at
+    /// start]
+    #[arg(long, env = "TUFKEYD_POSTGRES_PASSWORD_FILE", value_name = "FILE")]
+    postgres_password_file: Option<PathBuf>,
+
+    /// PEM CA certificate(s) that issued the database's TLS certificate: TLS to
+    /// --postgres-url is then required and verified
+    #[arg(long, env = "TUFKEYD_POSTGRES_CA", value_name = "FILE")]
+    postgres_ca: Option<PathBuf>,
 
     /// Largest gRPC request or response in bytes (a 100k-target targets.json is ~15 MB)
     #[arg(
@@ -337,6 +355,8 @@ impl Args {
 pub struct Config {
     pub listen: ListenConfig,
     pub software: SoftwareConfig,
+    /// `Some` with `--postgres-url`: the software keystore's keys are in PostgreSQL.
+    pub postgres: Option<PostgresConfig>,
     /// `None` with `--no-yubikey`.
     pub yubikey: Option<YubiKeyConfig>,
     pub notary: NotaryConfig,
@@ -484,7 +504,13 @@ impl Config {
             },
             max_bytes: defaulted(settings.audit_max_bytes, "audit_max_bytes")?,
         };
+        let postgres = resolve_postgres(
+            settings.postgres_url,
+            settings.postgres_password_file,
+            settings.postgres_ca,
+        )?;
         Ok(Config {
+            postgres,
             listen: ListenConfig {
                 socket: settings
                     .socket

@@ -342,6 +342,7 @@ fn samples(arg: &clap::Arg) -> [&'static str; 2] {
         "NAME" => ["yubikey", "elsewhere"],
         "SERIAL" => ["111", "222"],
         "COUNT" => ["7", "9"],
+        "URL" => ["postgres://a@db1:5432/k", "postgres://b@db2:5432/k"],
         other => panic!(
             "--{}: add two sample values for {other:?} to `samples`",
             long(arg)

@@ -3,6 +3,8 @@
 //! policy as a file or inline tables, group names, and the default store directory.
 
 use super::TcpListenerConfig;
+use crate::backend::software::postgres::PostgresConfig;
+use crate::backend::software::SoftwareError;
 use crate::error::{Error, Result};
 use crate::policy::PolicySource;
 use serde::{Deserialize, Serialize};
@@ -107,6 +109,32 @@ pub(super) fn resolve_tcp(
         client_ca: required(client_ca, "--tls-client-ca (tls_client_ca)")?,
         allowed_subjects,
     }))
+}
+
+/// The keystore in PostgreSQL: a URL (without a password), and the password file and
+/// CA only with one.
+pub(super) fn resolve_postgres(
+    url: Option<String>,
+    password_file: Option<PathBuf>,
+    ca: Option<PathBuf>,
+) -> Result<Option<PostgresConfig>> {
+    let Some(url) = url else {
+        for (flag, path) in [
+            ("--postgres-password-file", &password_file),
+            ("--postgres-ca", &ca),
+        ] {
+            if let Some(path) = path {
+                return Err(Error::Config(format!(
+                    "{flag} {} given without --postgres-url (postgres_url): add the database's URL, or drop {flag}",
+                    path.display()
+                )));
+            }
+        }
+        return Ok(None);
+    };
+    PostgresConfig::new(url, password_file, ca)
+        .map(Some)
+        .map_err(|error| SoftwareError::from(error).into())
 }
 
 /// `--policy FILE` as the TOML value the `policy` key holds when it names a file.

@@ -15,6 +15,14 @@ pub enum SoftwareError {
     #[error("wrong passphrase for the keystore at {0}")]
     WrongPassphrase(PathBuf),
 
+    /// The store secret does not open the keystore kept in PostgreSQL.
+    #[error("wrong store secret for the keystore in {store}: every replica must be given the same --secret-file (or TUFKEY_PASSPHRASE) as the one that created it")]
+    WrongStoreSecret { store: String },
+
+    /// The keystore's database failed (boxed: it is the largest error here).
+    #[error(transparent)]
+    Database(Box<super::postgres::PostgresError>),
+
     /// Wrong passphrases were given in a row; `Unlock` is refused until the back-off ends.
     #[error("unlock refused: {failures} wrong passphrase{} in a row; wait {wait_secs} s, then run `tufkey unlock` again with the right passphrase", if *.failures == 1 { "" } else { "s" })]
     BackingOff { failures: u32, wait_secs: u64 },
@@ -189,7 +197,10 @@ impl BackendFailure for SoftwareError {
             SoftwareError::Locked
             | SoftwareError::SecretFile { .. }
             | SoftwareError::UnsafeDir(_) => ErrorKind::FailedPrecondition,
-            SoftwareError::WrongPassphrase(_) => ErrorKind::Unauthenticated,
+            SoftwareError::WrongPassphrase(_) | SoftwareError::WrongStoreSecret { .. } => {
+                ErrorKind::Unauthenticated
+            }
+            SoftwareError::Database(error) => error.kind(),
             SoftwareError::BackingOff { .. } | SoftwareError::NoSpace { .. } => {
                 ErrorKind::Unavailable
             }
@@ -205,6 +216,12 @@ impl BackendFailure for SoftwareError {
             | SoftwareError::MalformedSignature(_)
             | SoftwareError::Task(_) => ErrorKind::Internal,
         }
+    }
+}
+
+impl From<super::postgres::PostgresError> for SoftwareError {
+    fn from(error: super::postgres::PostgresError) -> Self {
+        SoftwareError::Database(Box::new(error))
     }
 }
 

@@ -25,8 +25,10 @@ mod files;
 mod key_file;
 mod manifest;
 mod passphrase;
+pub mod postgres;
 pub mod private_dir;
 mod signer;
+mod storage;
 
 pub use error::{FileProblem, SoftwareError};
 pub use passphrase::{PassphraseSource, SecretFile, ENV_VAR as PASSPHRASE_ENV_VAR};
@@ -46,6 +48,7 @@ use error::Result;
 use key_file::{StoreFile, StoredKey};
 use p256::ecdsa::{Signature, SigningKey};
 use passphrase::AutomaticSources;
+use postgres::{PostgresConfig, PostgresStorage};
 use rand_core::OsRng;
 use secrecy::SecretString;
 use signer::DigestSigner;
@@ -54,6 +57,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::{Duration, Instant};
+use storage::{KeyStorage, StoredChange};
+use tokio::sync::broadcast;
 use tokio::sync::MutexGuard as AsyncMutexGuard;
 
 /// How the software keystore is set up.
@@ -103,7 +108,11 @@ impl UnlockState {
 
 /// The encrypted software keystore.
 pub struct SoftwareBackend {
-    dir: StoreDir,
+    /// Where the store file and the sealed keys are: the store directory, or
+    /// PostgreSQL.
+    storage: Arc<dyn KeyStorage>,
+    /// Fired when another process (a replica) added or removed keys.
+    changes: broadcast::Sender<()>,
     sources: AutomaticSources,
     /// False after an explicit Lock: automatic sources are not used again until Unlock.
     auto_unlock: Mutex<bool>,
@@ -130,14 +139,33 @@ impl SoftwareBackend {
     pub async fn start(config: &SoftwareConfig) -> Result<Arc<Self>> {
         let root = config.dir.clone();
         let dir = blocking::run(move || StoreDir::open(&root)).await?;
+        Self::start_on(config, Arc::new(dir)).await
+    }
+
+    /// Like [`SoftwareBackend::start`], with the store file and the sealed keys in
+    /// PostgreSQL (shared by replicas) instead of `STORE/keys`; the store directory
+    /// is still created for the daemon's local state.
+    pub async fn start_in_postgres(
+        config: &SoftwareConfig,
+        postgres: &PostgresConfig,
+    ) -> Result<Arc<Self>> {
+        let root = config.dir.clone();
+        blocking::run(move || private_dir::ensure_private_dir(&root).map_err(SoftwareError::from))
+            .await?;
+        let storage = PostgresStorage::connect(postgres).await?;
+        Self::start_on(config, Arc::new(storage)).await
+    }
+
+    async fn start_on(config: &SoftwareConfig, storage: Arc<dyn KeyStorage>) -> Result<Arc<Self>> {
         let backend = Arc::new(SoftwareBackend {
             sources: AutomaticSources::new(
-                dir.root(),
+                &config.dir,
                 config.use_keyring,
                 config.secret_file.clone(),
                 config.environment_passphrase.clone(),
             )?,
-            dir,
+            storage,
+            changes: broadcast::channel(16).0,
             auto_unlock: Mutex::new(true),
             kdf: tokio::sync::Mutex::new(()),
             backoff: Mutex::default(),
@@ -156,7 +184,7 @@ impl SoftwareBackend {
         match unlocked {
             Ok(true) => {}
             Ok(false) => {
-                tracing::warn!(store = %config.dir.display(), "keystore locked: run `tufkey unlock`, or set TUFKEY_PASSPHRASE")
+                tracing::warn!(store = %backend.storage.describe(), "keystore locked: run `tufkey unlock`, or set TUFKEY_PASSPHRASE")
             }
             Err(error) => tracing::error!(%error, "keystore stays locked"),
         }
@@ -175,7 +203,7 @@ impl SoftwareBackend {
             }
             return Ok(true);
         }
-        if self.is_new() {
+        if self.is_new().await? {
             if let Some((secret, source)) = self.sources.create_for_new_store()? {
                 self.unlock_with(permit, secret, source).await?;
                 return Ok(true);
@@ -192,16 +220,24 @@ impl SoftwareBackend {
         passphrase: SecretString,
         source: PassphraseSource,
     ) -> Result<()> {
-        let dir = self.dir.clone();
+        let storage = self.storage.as_ref();
         let existing = self.any_stored_key();
-        let (store_key, established) = blocking::run(move || {
-            let params = kdf_params(&dir, existing.as_deref())?;
-            let store_key = params.derive(&passphrase).map_err(SoftwareError::Kdf)?;
-            verify_or_create_store_file(&dir, existing.as_deref(), &store_key)?;
-            let established = dir.establish_manifest(store_key.manifest_key())?;
-            Ok::<_, SoftwareError>((store_key, established))
-        })
-        .await?;
+        let mut params = kdf_params(storage, existing.as_deref()).await?;
+        let store_key = loop {
+            let passphrase = passphrase.clone();
+            let derived = params.clone();
+            let store_key =
+                blocking::run(move || derived.derive(&passphrase).map_err(SoftwareError::Kdf))
+                    .await?;
+            match verify_or_create_store_file(storage, existing.as_deref(), &store_key).await? {
+                None => break store_key,
+                // Another replica created the store at the same moment, with its own
+                // salt: derive again with the parameters that won.
+                Some(stored) if stored != params => params = stored,
+                Some(_) => return Err(storage.wrong_secret()),
+            }
+        };
+        let established = storage.establish_manifest(store_key.manifest_key()).await?;
         if established {
             // Drops the key files the manifest does not vouch for, and reports them.
             self.rescan().await?;
@@ -214,7 +250,7 @@ impl SoftwareBackend {
         drop(state);
         *self.auto_unlock.lock().unwrap_or_else(|p| p.into_inner()) = true;
         self.touch();
-        tracing::info!(store = %self.dir.root().display(), source = source.as_str(), "keystore unlocked");
+        tracing::info!(store = %self.storage.describe(), source = source.as_str(), "keystore unlocked");
         Ok(())
     }
 
@@ -225,22 +261,21 @@ impl SoftwareBackend {
         );
         if idle >= self.idle_timeout && self.read_state().store_key.is_some() {
             self.write_state().lock();
-            tracing::info!(store = %self.dir.root().display(), idle_secs = idle.as_secs(), "keystore idle: dropped decrypted keys");
+            tracing::info!(store = %self.storage.describe(), idle_secs = idle.as_secs(), "keystore idle: dropped decrypted keys");
         }
     }
 
-    fn is_new(&self) -> bool {
-        !self.dir.has_store_file() && self.read_stored().is_empty()
+    async fn is_new(&self) -> Result<bool> {
+        Ok(self.read_stored().is_empty() && !self.storage.has_store_file().await?)
     }
 
     fn any_stored_key(&self) -> Option<Arc<StoredKey>> {
         self.read_stored().values().next().cloned()
     }
 
-    /// Re-reads every key file.
+    /// Re-reads every stored key.
     async fn rescan(&self) -> Result<Vec<KeyRecord>> {
-        let dir = self.dir.clone();
-        let scan = blocking::run(move || dir.scan()).await?;
+        let scan = self.storage.scan().await?;
         let records = scan.keys.values().map(|key| key.record.clone()).collect();
         *self.stored.write().unwrap_or_else(|p| p.into_inner()) = scan.keys;
         *self.unreadable.lock().unwrap_or_else(|p| p.into_inner()) = scan.unreadable;
@@ -299,13 +334,9 @@ impl SoftwareBackend {
             .get(keyid)
             .cloned()
             .ok_or_else(|| SoftwareError::NotHere(keyid.to_owned()))?;
-        let signing_key =
-            stored
-                .unseal(&store_key)
-                .map_err(|problem| SoftwareError::Unreadable {
-                    path: self.dir.key_path(keyid),
-                    problem,
-                })?;
+        let signing_key = stored
+            .unseal(&store_key)
+            .map_err(|problem| self.storage.unreadable(keyid, problem))?;
         Ok((signing_key, generation))
     }
 
@@ -349,7 +380,7 @@ impl SoftwareBackend {
         let mut backoff = self.backoff.lock().unwrap_or_else(|p| p.into_inner());
         match &result {
             Ok(()) => backoff.succeeded(),
-            Err(SoftwareError::WrongPassphrase(_)) => {
+            Err(SoftwareError::WrongPassphrase(_) | SoftwareError::WrongStoreSecret { .. }) => {
                 let wait = backoff.failed(Instant::now());
                 tracing::warn!(
                     failures = backoff.failures,
@@ -396,9 +427,7 @@ impl SoftwareBackend {
         );
         record.origin = origin;
         let (stored, bytes) = StoredKey::seal(&record, &signing_key, &store_key)?;
-        let dir = self.dir.clone();
-        let keyid = record.keyid.clone();
-        blocking::run(move || dir.write_key(&keyid, &bytes)).await?;
+        self.storage.write_key(&stored, bytes).await?;
         self.stored
             .write()
             .unwrap_or_else(|p| p.into_inner())
@@ -412,6 +441,50 @@ impl SoftwareBackend {
         drop(state);
         self.touch();
         Ok(record)
+    }
+
+    /// Forgets a key that is gone from the storage: its description first, so a
+    /// decryption under way is not cached ([`SoftwareBackend::sign`]), then its signer.
+    fn forget(&self, keyid: &str) {
+        self.stored
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(keyid);
+        self.write_state().signers.remove(keyid);
+    }
+
+    /// Takes in what another replica changed, and tells the registry to reload.
+    async fn take_in(&self, change: StoredChange) {
+        let read = match &change {
+            StoredChange::Added(keyid) => self.storage.read_key(keyid).await.map(|stored| {
+                if let Some(stored) = stored {
+                    self.stored
+                        .write()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(stored.record.keyid.clone(), Arc::new(stored));
+                }
+            }),
+            // Forgotten already, as soon as it was heard of.
+            StoredChange::Removed(_) => Ok(()),
+            StoredChange::Unknown => {
+                self.rescan().await.map(|records| {
+                    // Keys gone while the feed was down: no signer may outlive them.
+                    let present: std::collections::HashSet<String> =
+                        records.into_iter().map(|record| record.keyid).collect();
+                    self.write_state()
+                        .signers
+                        .retain(|keyid, _| present.contains(keyid));
+                })
+            }
+        };
+        match read {
+            Ok(()) => {
+                let _ = self.changes.send(());
+            }
+            Err(error) => {
+                tracing::warn!(%error, ?change, "reading keys another replica changed; read again at the next change")
+            }
+        }
     }
 
     fn touch(&self) {
@@ -439,33 +512,34 @@ impl SoftwareBackend {
 type KdfPermit<'a> = AsyncMutexGuard<'a, ()>;
 
 /// KDF parameters: from store.json, else from a key file (store.json lost), else fresh.
-fn kdf_params(dir: &StoreDir, existing: Option<&StoredKey>) -> Result<KdfParams> {
-    if let Some(store_file) = dir.read_store_file()? {
+async fn kdf_params(storage: &dyn KeyStorage, existing: Option<&StoredKey>) -> Result<KdfParams> {
+    if let Some(store_file) = storage.read_store_file().await? {
         return Ok(store_file.kdf);
     }
     Ok(existing.map_or_else(KdfParams::fresh, |key| key.kdf().clone()))
 }
 
 /// Checks the passphrase against store.json, or creates store.json for a new store.
-/// When store.json was lost, the passphrase must open an existing key first.
-fn verify_or_create_store_file(
-    dir: &StoreDir,
+/// When store.json was lost, the passphrase must open an existing key first. A
+/// store file another replica stored at the same moment wins: when it was made
+/// with other KDF parameters, those come back (`Some`) to derive with.
+async fn verify_or_create_store_file(
+    storage: &dyn KeyStorage,
     existing: Option<&StoredKey>,
     store_key: &StoreKey,
-) -> Result<()> {
-    if let Some(store_file) = dir.read_store_file()? {
-        return if store_file.accepts(store_key) {
-            Ok(())
-        } else {
-            Err(SoftwareError::WrongPassphrase(dir.root().to_path_buf()))
-        };
+) -> Result<Option<KdfParams>> {
+    if !storage.has_store_file().await? {
+        if let Some(key) = existing {
+            key.unseal(store_key).map_err(|_| storage.wrong_secret())?;
+        }
+        let (_, bytes) = StoreFile::create(store_key)?;
+        storage.write_store_file(bytes).await?;
     }
-    if let Some(key) = existing {
-        key.unseal(store_key)
-            .map_err(|_| SoftwareError::WrongPassphrase(dir.root().to_path_buf()))?;
+    match storage.read_store_file().await? {
+        Some(store_file) if store_file.accepts(store_key) => Ok(None),
+        Some(store_file) if &store_file.kdf != store_key.params() => Ok(Some(store_file.kdf)),
+        _ => Err(storage.wrong_secret()),
     }
-    let (_, bytes) = StoreFile::create(store_key)?;
-    dir.write_store_file(&bytes)
 }
 
 #[async_trait]
@@ -484,17 +558,19 @@ impl KeyBackend for SoftwareBackend {
             .collect())
     }
 
-    /// A key file by TUF key ID, else (for Notary key IDs) a rescan of the directory.
+    /// A stored key by TUF key ID, else by Notary key ID (the database looks both up
+    /// at once; the directory is scanned again).
     async fn find(&self, id: &str) -> crate::error::Result<Option<KeyRecord>> {
-        let dir = self.dir.clone();
-        let keyid = id.to_owned();
-        if let Some(stored) = blocking::run(move || dir.read_key(&keyid)).await? {
+        if let Some(stored) = self.storage.read_key(id).await? {
             let record = stored.record.clone();
             self.stored
                 .write()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(record.keyid.clone(), Arc::new(stored));
             return Ok(Some(record));
+        }
+        if self.storage.finds_notary_keyids() {
+            return Ok(None);
         }
         Ok(self
             .rescan()
@@ -531,28 +607,50 @@ impl KeyBackend for SoftwareBackend {
     }
 
     async fn delete(&self, key: &KeyRecord) -> crate::error::Result<()> {
-        let dir = self.dir.clone();
-        let keyid = key.keyid.clone();
-        blocking::run(move || dir.remove_key(&keyid)).await?;
-        self.stored
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&key.keyid);
-        self.write_state().signers.remove(&key.keyid);
+        self.storage.remove_key(&key.keyid).await?;
+        self.forget(&key.keyid);
         Ok(())
     }
 
-    /// Drops decrypted keys after the idle timeout, until the server stops.
-    async fn maintain(&self, mut stopping: Stopping) {
+    fn changes(&self) -> Option<broadcast::Receiver<()>> {
+        Some(self.changes.subscribe())
+    }
+
+    /// Drops decrypted keys after the idle timeout, and follows the keys other
+    /// replicas add and remove, until the server stops.
+    async fn maintain(&self, stopping: Stopping) {
         let period =
             (self.idle_timeout / 4).clamp(Duration::from_millis(250), Duration::from_secs(30));
         let mut ticker = tokio::time::interval(period);
-        loop {
-            tokio::select! {
-                () = stopping.stopped() => break,
-                _ = ticker.tick() => self.lock_if_idle(),
+        let mut idle_stopping = stopping.clone();
+        let idle_locks = async {
+            loop {
+                tokio::select! {
+                    () = idle_stopping.stopped() => break,
+                    _ = ticker.tick() => self.lock_if_idle(),
+                }
             }
-        }
+        };
+        let (to_loop, mut heard) = tokio::sync::mpsc::unbounded_channel();
+        let apply = |change: StoredChange| {
+            // A removed key stops signing now; the rest (reading rows, telling the
+            // registry) needs awaits: handed to the loop below.
+            if let StoredChange::Removed(keyid) = &change {
+                self.forget(keyid);
+            }
+            let _ = to_loop.send(change);
+        };
+        let follow = self.storage.follow(stopping.clone(), &apply);
+        let mut reload_stopping = stopping;
+        let reloads = async {
+            loop {
+                tokio::select! {
+                    () = reload_stopping.stopped() => break,
+                    Some(change) = heard.recv() => self.take_in(change).await,
+                }
+            }
+        };
+        tokio::join!(idle_locks, follow, reloads);
         self.lock();
     }
 
@@ -579,14 +677,14 @@ impl Unlock for SoftwareBackend {
     fn lock(&self) {
         *self.auto_unlock.lock().unwrap_or_else(|p| p.into_inner()) = false;
         self.write_state().lock();
-        tracing::info!(store = %self.dir.root().display(), "keystore locked");
+        tracing::info!(store = %self.storage.describe(), "keystore locked");
     }
 
     fn lock_state(&self) -> LockState {
         let state = self.read_state();
         LockState {
             locked: state.store_key.is_none(),
-            store: self.dir.root().display().to_string(),
+            store: self.storage.describe(),
             passphrase_source: state.source.map(PassphraseSource::as_str),
             problems: self
                 .unreadable
