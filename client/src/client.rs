@@ -1,7 +1,9 @@
 //! [`Client`]: a typed async client for tufkeyd's `tufkey.v1` API, over the Unix
-//! socket or over TCP with mutual TLS ([`Client::tls_channel`]).
+//! socket or over TCP with mutual TLS ([`Client::tls_channel`]), to one tufkeyd or
+//! to several replicas with failover ([`crate::TlsEndpoints`], the `failover` module).
 
 use crate::error::{Error, Result};
+use crate::failover::{Endpoint as FailoverEndpoint, Endpoints, Rpc};
 use crate::server_uid::{ServerUid, UnexpectedServer};
 use hyper_util::rt::TokioIo;
 use secrecy::{ExposeSecret, SecretString};
@@ -47,6 +49,11 @@ pub fn default_socket_path() -> PathBuf {
 /// ```
 #[derive(Clone)]
 pub struct Client {
+    endpoints: Endpoints<Services>,
+}
+
+/// One endpoint's gRPC clients, sharing its channel.
+pub(crate) struct Services {
     keys: KeysClient<Channel>,
     signing: SigningClient<Channel>,
     session: SessionClient<Channel>,
@@ -54,6 +61,19 @@ pub struct Client {
     policy: PolicyClient<Channel>,
     audit: AuditClient<Channel>,
     migration: MigrationClient<Channel>,
+}
+
+/// `rpc!(self, Rpc, service.method(request))`: sends `request` with that gRPC
+/// client's method, failing over as [`Rpc`] allows; yields the reply message.
+macro_rules! rpc {
+    ($client:ident, $rpc:ident, $service:ident . $method:ident ($request:expr)) => {
+        $client
+            .endpoints
+            .call(Rpc::$rpc, $request, |services, request| {
+                let mut service = services.$service.clone();
+                async move { service.$method(request).await }
+            })
+    };
 }
 
 impl Client {
@@ -68,6 +88,7 @@ impl Client {
     /// as `server` (SO_PEERCRED).
     pub async fn connect_unix_as(path: impl AsRef<Path>, server: ServerUid) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
+        let name = path.display().to_string();
         let connect_to = path.clone();
         // The URI is required by tonic but unused: every connection goes to the socket.
         let channel = Endpoint::from_static("http://tufkeyd.invalid")
@@ -97,7 +118,7 @@ impl Client {
                     }
                 }
             })?;
-        Ok(Self::from_channel(channel))
+        Ok(Self::from_endpoints(vec![(name, channel)], 0))
     }
 
     /// Connects to a tufkeyd TCP listener (`https://HOST:PORT`) with mutual TLS: `ca`
@@ -136,24 +157,63 @@ impl Client {
                 read_file(key, "reading the TLS client key")?,
             ));
         }
-        let unreachable = |reason: String| {
+        tls_endpoint(addr, tls)?.connect().await.map_err(|error| {
             Error::Usage(format!(
-                "cannot reach tufkeyd at {addr}: {reason} (check --addr, --tls-ca, --tls-cert and --tls-key)"
+                "cannot reach tufkeyd at {addr}: {} (check --addr, --tls-ca, --tls-cert and --tls-key)",
+                source_chain(&error)
             ))
-        };
-        Endpoint::from_shared(addr.to_owned())
-            .map_err(|error| unreachable(source_chain(&error)))?
-            .connect_timeout(TLS_CONNECT_TIMEOUT)
-            .tls_config(tls)
-            .map_err(|error| unreachable(source_chain(&error)))?
-            .connect()
+        })
+    }
+
+    /// Connects to several tufkeyd replicas over TCP with mutual TLS, failing over
+    /// between them ([`crate::TlsEndpoints::resolve`], then
+    /// [`connect_from(0)`](crate::TlsEndpoints::connect_from)).
+    pub async fn connect_tls_replicas(
+        addrs: &[String],
+        ca: impl AsRef<Path>,
+        cert: impl AsRef<Path>,
+        key: impl AsRef<Path>,
+    ) -> Result<Self> {
+        crate::TlsEndpoints::resolve(addrs, ca.as_ref(), cert.as_ref(), key.as_ref())
+            .await?
+            .connect_from(0)
             .await
-            .map_err(|error| unreachable(source_chain(&error)))
     }
 
     /// Wraps an established channel.
     pub fn from_channel(channel: Channel) -> Self {
+        Self::from_endpoints(vec![("tufkeyd".into(), channel)], 0)
+    }
+
+    /// A client of these `(name, channel)` endpoints, its calls going to `first`.
+    pub(crate) fn from_endpoints(channels: Vec<(String, Channel)>, first: usize) -> Self {
+        let endpoints = channels
+            .into_iter()
+            .map(|(name, channel)| FailoverEndpoint {
+                name,
+                services: Services::new(channel),
+            })
+            .collect();
         Client {
+            endpoints: Endpoints::new(endpoints, first),
+        }
+    }
+
+    /// The endpoint calls go to now: the one that answered the last call, or the
+    /// next after one that failed (a socket path or an `https://` address).
+    pub fn endpoint(&self) -> &str {
+        self.endpoints.current()
+    }
+
+    /// Every endpoint this client may use, in the order it tries them.
+    pub fn endpoints(&self) -> impl Iterator<Item = &str> {
+        self.endpoints.names()
+    }
+}
+
+impl Services {
+    fn new(channel: Channel) -> Self {
+        Services {
             keys: KeysClient::new(channel.clone())
                 .max_decoding_message_size(MAX_MESSAGE_BYTES)
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
@@ -171,7 +231,9 @@ impl Client {
                 .max_encoding_message_size(MAX_MESSAGE_BYTES),
         }
     }
+}
 
+impl Client {
     /// Generates a key for `(gun, role)` in the daemon's default backend.
     pub async fn generate_key(&mut self, gun: &str, role: &str) -> Result<pb::Key> {
         self.generate(pb::GenerateKeyRequest {
@@ -184,7 +246,7 @@ impl Client {
 
     /// Generates a key with every option of the request.
     pub async fn generate(&mut self, request: pb::GenerateKeyRequest) -> Result<pb::Key> {
-        Ok(self.keys.generate_key(request).await?.into_inner())
+        rpc!(self, GenerateKey, keys.generate_key(request)).await
     }
 
     /// Lists keys; empty strings match everything.
@@ -193,7 +255,7 @@ impl Client {
             gun: gun.into(),
             role: role.into(),
         };
-        Ok(self.keys.list_keys(request).await?.into_inner().keys)
+        Ok(rpc!(self, ListKeys, keys.list_keys(request)).await?.keys)
     }
 
     /// Looks a key up by TUF or Notary key ID.
@@ -201,7 +263,7 @@ impl Client {
         let request = pb::GetKeyRequest {
             keyid: keyid.into(),
         };
-        Ok(self.keys.get_key(request).await?.into_inner())
+        rpc!(self, GetKey, keys.get_key(request)).await
     }
 
     /// Deletes a key (the confirmation is the key ID itself).
@@ -210,7 +272,9 @@ impl Client {
             keyid: keyid.into(),
             confirm: keyid.into(),
         };
-        let deleted = self.keys.delete_key(request).await?.into_inner().deleted;
+        let deleted = rpc!(self, DeleteKey, keys.delete_key(request))
+            .await?
+            .deleted;
         deleted.ok_or_else(|| Error::Usage("the daemon did not describe the deleted key".into()))
     }
 
@@ -226,22 +290,39 @@ impl Client {
             payload,
             format: format as i32,
         };
-        Ok(self.signing.sign_raw(request).await?.into_inner())
+        rpc!(self, SignRaw, signing.sign_raw(request)).await
     }
 
-    /// Signs a TUF metadata document with every key in `keyids`; returns the document.
+    /// Signs a TUF metadata document with every key in `keyids`; returns the document:
+    /// the caller's text with only its `signatures` list changed (the daemon sends
+    /// back just that edit; a daemon too old for it sends the whole document).
     pub async fn sign_metadata(
         &mut self,
         document: Vec<u8>,
         keyids: Vec<String>,
     ) -> Result<Vec<u8>> {
-        let request = pb::SignMetadataRequest { document, keyids };
-        Ok(self
-            .signing
-            .sign_metadata(request)
-            .await?
-            .into_inner()
-            .document)
+        let request = pb::SignMetadataRequest {
+            document: document.clone(),
+            keyids,
+            signatures_only: true,
+        };
+        let reply = rpc!(self, SignMetadata, signing.sign_metadata(request)).await?;
+        if !reply.document.is_empty() {
+            return Ok(reply.document);
+        }
+        let start = usize::try_from(reply.splice_start).ok();
+        let end = usize::try_from(reply.splice_end).ok();
+        let (Some(start), Some(end)) = (start, end) else {
+            return Err(bad_splice(&reply, document.len()));
+        };
+        if start > end || end > document.len() || reply.splice_text.is_empty() {
+            return Err(bad_splice(&reply, document.len()));
+        }
+        let mut signed = Vec::with_capacity(document.len() + reply.splice_text.len());
+        signed.extend_from_slice(&document[..start]);
+        signed.extend_from_slice(&reply.splice_text);
+        signed.extend_from_slice(&document[end..]);
+        Ok(signed)
     }
 
     /// Unlocks the keystore.
@@ -249,29 +330,26 @@ impl Client {
         let request = pb::UnlockRequest {
             passphrase: passphrase.expose_secret().to_owned(),
         };
-        Ok(self.session.unlock(request).await?.into_inner())
+        rpc!(self, Unlock, session.unlock(request)).await
     }
 
     /// Locks the keystore.
     pub async fn lock(&mut self) -> Result<pb::StatusResponse> {
-        Ok(self.session.lock(pb::LockRequest {}).await?.into_inner())
+        rpc!(self, Lock, session.lock(pb::LockRequest {})).await
     }
 
     /// The YubiKeys the daemon sees.
     pub async fn list_devices(&mut self) -> Result<Vec<pb::Device>> {
         let request = pb::ListDevicesRequest {};
-        Ok(self
-            .devices
-            .list_devices(request)
+        Ok(rpc!(self, ListDevices, devices.list_devices(request))
             .await?
-            .into_inner()
             .devices)
     }
 
     /// Insertions and removals of YubiKeys, starting with those present now.
     pub async fn watch_devices(&mut self) -> Result<tonic::Streaming<pb::DeviceEvent>> {
         let request = pb::WatchDevicesRequest {};
-        Ok(self.devices.watch_devices(request).await?.into_inner())
+        rpc!(self, WatchDevices, devices.watch_devices(request)).await
     }
 
     /// Gives the daemon a YubiKey's PIN (cached for the daemon's PIN TTL). With one
@@ -289,7 +367,7 @@ impl Client {
             remember,
             force,
         };
-        Ok(self.devices.unlock_device(request).await?.into_inner())
+        rpc!(self, UnlockDevice, devices.unlock_device(request)).await
     }
 
     /// Replaces a YubiKey's management key (and optionally its PIN / PUK).
@@ -297,13 +375,13 @@ impl Client {
         &mut self,
         request: pb::InitDeviceRequest,
     ) -> Result<pb::InitDeviceResponse> {
-        Ok(self.devices.init_device(request).await?.into_inner())
+        rpc!(self, InitDevice, devices.init_device(request)).await
     }
 
     /// What the daemon's access policy decides for an identity, an RPC and a key,
     /// and the rule that decided (`tufkey policy check`).
     pub async fn check_policy(&mut self, request: pb::CheckRequest) -> Result<pb::CheckResponse> {
-        Ok(self.policy.check(request).await?.into_inner())
+        rpc!(self, CheckPolicy, policy.check(request)).await
     }
 
     /// The verified attestation chain of a YubiKey key.
@@ -311,13 +389,13 @@ impl Client {
         let request = pb::AttestKeyRequest {
             keyid: keyid.into(),
         };
-        Ok(self.devices.attest_key(request).await?.into_inner())
+        rpc!(self, AttestKey, devices.attest_key(request)).await
     }
 
     /// Has the daemon verify its audit log (every file, or the named files of it).
     pub async fn verify_audit(&mut self, files: Vec<String>) -> Result<pb::VerifyAuditResponse> {
         let request = pb::VerifyAuditRequest { files };
-        Ok(self.audit.verify(request).await?.into_inner())
+        rpc!(self, VerifyAudit, audit.verify(request)).await
     }
 
     /// The last `last` audit records (0: all), then with `follow` each new one.
@@ -327,18 +405,18 @@ impl Client {
         follow: bool,
     ) -> Result<tonic::Streaming<pb::AuditRecord>> {
         let request = pb::TailAuditRequest { last, follow };
-        Ok(self.audit.tail(request).await?.into_inner())
+        rpc!(self, TailAudit, audit.tail(request)).await
     }
 
     /// Wraps keys into an age bundle (a backup to a passphrase, or a transfer to a
     /// recipient).
     pub async fn backup(&mut self, request: pb::BackupRequest) -> Result<pb::BackupResponse> {
-        Ok(self.migration.backup(request).await?.into_inner())
+        rpc!(self, Backup, migration.backup(request)).await
     }
 
     /// Imports the keys of a passphrase bundle, all or nothing.
     pub async fn restore(&mut self, request: pb::RestoreRequest) -> Result<pb::RestoreResponse> {
-        Ok(self.migration.restore(request).await?.into_inner())
+        rpc!(self, Restore, migration.restore(request)).await
     }
 
     /// Imports Docker / Notary key files, all or nothing (or, dry, reports them).
@@ -346,11 +424,12 @@ impl Client {
         &mut self,
         request: pb::ImportNotaryKeysRequest,
     ) -> Result<pb::ImportNotaryKeysResponse> {
-        Ok(self
-            .migration
-            .import_notary_keys(request)
-            .await?
-            .into_inner())
+        rpc!(
+            self,
+            ImportNotaryKeys,
+            migration.import_notary_keys(request)
+        )
+        .await
     }
 
     /// Exportable keys as Notary key files.
@@ -358,11 +437,12 @@ impl Client {
         &mut self,
         request: pb::ExportNotaryKeysRequest,
     ) -> Result<pb::ExportNotaryKeysResponse> {
-        Ok(self
-            .migration
-            .export_notary_keys(request)
-            .await?
-            .into_inner())
+        rpc!(
+            self,
+            ExportNotaryKeys,
+            migration.export_notary_keys(request)
+        )
+        .await
     }
 
     /// Moves a software key onto YubiKeys.
@@ -370,13 +450,13 @@ impl Client {
         &mut self,
         request: pb::MoveToYubiKeyRequest,
     ) -> Result<pb::MoveToYubiKeyResponse> {
-        Ok(self.migration.move_to_yubi_key(request).await?.into_inner())
+        rpc!(self, MoveToYubiKey, migration.move_to_yubi_key(request)).await
     }
 
     /// A fresh receiving identity for a transfer.
     pub async fn receive_transfer(&mut self) -> Result<pb::ReceiveTransferResponse> {
         let request = pb::ReceiveTransferRequest {};
-        Ok(self.migration.receive_transfer(request).await?.into_inner())
+        rpc!(self, ReceiveTransfer, migration.receive_transfer(request)).await
     }
 
     /// Imports a transfer bundle made for one of the daemon's receiving identities.
@@ -384,17 +464,28 @@ impl Client {
         &mut self,
         request: pb::AcceptTransferRequest,
     ) -> Result<pb::RestoreResponse> {
-        Ok(self.migration.accept_transfer(request).await?.into_inner())
+        rpc!(self, AcceptTransfer, migration.accept_transfer(request)).await
     }
 
     /// The daemon's status.
     pub async fn status(&mut self) -> Result<pb::StatusResponse> {
-        Ok(self
-            .session
-            .status(pb::StatusRequest {})
-            .await?
-            .into_inner())
+        rpc!(self, Status, session.status(pb::StatusRequest {})).await
     }
+}
+
+/// An endpoint for `addr` (`https://...`) with `tls` and the connect timeout.
+pub(crate) fn tls_endpoint(addr: &str, tls: ClientTlsConfig) -> Result<Endpoint> {
+    let invalid = |error: tonic::transport::Error| {
+        Error::Usage(format!(
+            "cannot reach tufkeyd at {addr}: {} (check --addr, --tls-ca, --tls-cert and --tls-key)",
+            source_chain(&error)
+        ))
+    };
+    Endpoint::from_shared(addr.to_owned())
+        .map_err(invalid)?
+        .connect_timeout(TLS_CONNECT_TIMEOUT)
+        .tls_config(tls)
+        .map_err(invalid)
 }
 
 fn read_file(path: &Path, action: &'static str) -> Result<Vec<u8>> {
@@ -443,4 +534,15 @@ fn source_chain(error: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     text
+}
+
+/// A `signatures_only` reply whose edit does not fit the document sent.
+fn bad_splice(reply: &pb::SignMetadataResponse, length: usize) -> Error {
+    Error::Rpc(tonic::Status::internal(format!(
+        "tufkeyd replied to SignMetadata with an edit of bytes {}..{} ({} bytes of text) for a {length}-byte document: \
+         client and daemon disagree; upgrade both to the same version",
+        reply.splice_start,
+        reply.splice_end,
+        reply.splice_text.len()
+    )))
 }

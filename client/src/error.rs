@@ -42,6 +42,11 @@ pub enum Error {
     /// The daemon found a bad record in its audit log (where, and why).
     #[error("the audit log does not verify: {0}")]
     AuditDamaged(String),
+
+    /// No endpoint answered, or a request that must not be sent twice lost its
+    /// connection before an answer ([`crate::FailoverError`]).
+    #[error(transparent)]
+    Failover(#[from] crate::failover::FailoverError),
 }
 
 /// The daemon's message and code, plus what lies under a transport failure (e.g. the

@@ -8,13 +8,17 @@ mod client;
 #[cfg(feature = "dct")]
 pub mod dct;
 mod error;
+mod failover;
 mod server_uid;
+mod tls_endpoints;
 #[cfg(feature = "tough")]
 mod tough_key_source;
 
 pub use client::{default_socket_path, Client};
 pub use error::{with_causes, Error, Result};
+pub use failover::{FailoverError, Rpc};
 pub use server_uid::{ServerUid, SERVER_UID_ENV};
+pub use tls_endpoints::TlsEndpoints;
 #[cfg(feature = "tough")]
 pub use tough_key_source::{KeySourceError, TufkeyKeySource};
 /// The generated `tufkey.v1` messages.

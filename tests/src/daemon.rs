@@ -308,7 +308,8 @@ pub struct CliOutput {
 }
 
 impl CliOutput {
-    fn from_output(output: Output) -> Self {
+    /// What a finished `tufkey` process produced.
+    pub fn from_output(output: Output) -> Self {
         CliOutput {
             success: output.status.success(),
             code: output.status.code(),

@@ -3,12 +3,14 @@
 //! Only tufkeyd holds the audit log's MAC key (it is derived from the keystore's
 //! secret), so verification runs in the daemon; this prints its verdict. Records
 //! come as the daemon wrote them: `--json` prints them as JSON Lines, otherwise one
-//! readable line each.
+//! readable line each. With several `--addr` (replicas, each keeping its own chain),
+//! `verify` asks every replica and reports each; `tail` reads the first that answers.
 
 use super::output::print;
+use super::Target;
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
-use tufkey::{Client, Error, Result};
+use tufkey::{proto, Client, Error, Result};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
@@ -33,15 +35,78 @@ pub struct TailArgs {
     follow: bool,
 }
 
-pub async fn run(client: Client, command: AuditCommand, json: bool) -> Result<()> {
+pub async fn run(target: &Target, command: AuditCommand, json: bool) -> Result<()> {
     match command {
-        AuditCommand::Verify { files } => verify(client, files, json).await,
-        AuditCommand::Tail(args) => tail(client, args, json).await,
+        AuditCommand::Verify { files } => {
+            let mut each = target.connect_each().await?;
+            if each.len() == 1 {
+                if let Some((_, client)) = each.pop() {
+                    return verify(client?, files, json).await;
+                }
+            }
+            verify_each(each, files, json).await
+        }
+        AuditCommand::Tail(args) => tail(target.connect().await?, args, json).await,
     }
 }
 
-async fn verify(mut client: Client, files: Vec<String>, json: bool) -> Result<()> {
-    let report = client.verify_audit(files).await?;
+/// Verifies every replica's own chain; fails if any replica's fails or cannot be
+/// asked.
+async fn verify_each(
+    each: Vec<(String, Result<Client>)>,
+    files: Vec<String>,
+    json: bool,
+) -> Result<()> {
+    let mut reports = Vec::with_capacity(each.len());
+    let mut failed = Vec::new();
+    for (endpoint, client) in each {
+        let outcome = match client {
+            Ok(mut client) => client.verify_audit(files.clone()).await,
+            Err(error) => Err(error),
+        };
+        let (mut value, line) = match outcome {
+            Ok(report) => {
+                let (value, verdict) = summary(&report);
+                if verdict.is_err() {
+                    failed.push(endpoint.clone());
+                }
+                (
+                    value,
+                    verdict.unwrap_or_else(|bad| format!("the audit log does not verify: {bad}")),
+                )
+            }
+            Err(error) => {
+                failed.push(endpoint.clone());
+                (
+                    json!({"ok": false, "error": error.to_string()}),
+                    format!("cannot verify: {error}"),
+                )
+            }
+        };
+        value["endpoint"] = json!(endpoint);
+        reports.push(value);
+        if !json {
+            println!("{endpoint}: {line}");
+        }
+    }
+    if json {
+        println!("{}", json!({"ok": failed.is_empty(), "endpoints": reports}));
+    }
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::AuditDamaged(format!(
+            "on {} of {} replicas: {} (each replica's report says why)",
+            failed.len(),
+            reports.len(),
+            failed.join(", ")
+        )))
+    }
+}
+
+/// A report as JSON, and the verdict for people: `Ok(text)` when intact, else
+/// `Err(where and why)`.
+fn summary(report: &proto::VerifyAuditResponse) -> (Value, Result<String, String>) {
     let bad = report.bad.as_ref().map(|bad| {
         json!({
             "file": bad.file,
@@ -59,20 +124,20 @@ async fn verify(mut client: Client, files: Vec<String>, json: bool) -> Result<()
         "bad": bad,
     });
     if let Some(bad) = &report.bad {
-        if json {
-            println!("{value}");
-        }
         let seq = if bad.seq == 0 {
             String::new()
         } else {
             format!(" (seq {})", bad.seq)
         };
-        return Err(Error::AuditDamaged(format!(
-            "{} line {}{seq}: {}",
-            bad.file, bad.line, bad.reason
-        )));
+        return (
+            value,
+            Err(format!(
+                "{} line {}{seq}: {}",
+                bad.file, bad.line, bad.reason
+            )),
+        );
     }
-    print(json, value, || {
+    let text = {
         let mut text = format!(
             "audit log intact: {} records (seq {}..{}) in {} file(s)",
             report.records,
@@ -87,8 +152,25 @@ async fn verify(mut client: Client, files: Vec<String>, json: bool) -> Result<()
             ));
         }
         text
-    });
-    Ok(())
+    };
+    (value, Ok(text))
+}
+
+async fn verify(mut client: Client, files: Vec<String>, json: bool) -> Result<()> {
+    let report = client.verify_audit(files).await?;
+    let (value, verdict) = summary(&report);
+    match verdict {
+        Ok(text) => {
+            print(json, value, || text);
+            Ok(())
+        }
+        Err(bad) => {
+            if json {
+                println!("{value}");
+            }
+            Err(Error::AuditDamaged(bad))
+        }
+    }
 }
 
 async fn tail(mut client: Client, args: TailArgs, json: bool) -> Result<()> {

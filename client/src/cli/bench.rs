@@ -4,10 +4,14 @@
 //! given duration; the report gives throughput, latency percentiles and errors.
 //! `--protocol notary` speaks the Notary signer API (CreateKey once, then Sign), so
 //! the same tool drives tufkeyd and notary-signer with identical requests.
+//! With several `--addr`, worker N starts on address N (round-robin) and the report
+//! counts the signatures each endpoint made; a native worker fails over as the
+//! library does.
 
 use super::{Target, TlsArgs, TlsTarget};
 use clap::{Args, ValueEnum};
 use serde_json::json;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 use tufkey::{proto, Client, Error, Result};
@@ -27,7 +31,8 @@ pub struct BenchArgs {
     /// (needs --addr; works against tufkeyd and notary-signer alike).
     #[arg(long, value_enum, default_value_t = Protocol::Native)]
     protocol: Protocol,
-    /// Concurrent workers, each with its own connection.
+    /// Concurrent workers, each with its own connection (spread over the --addr
+    /// endpoints round-robin).
     #[arg(long, default_value_t = 1)]
     concurrency: usize,
     /// How long to run, in seconds.
@@ -64,26 +69,33 @@ enum SignerConnection {
     Notary {
         client: SignerClient<Channel>,
         key_id: notary::KeyId,
+        endpoint: String,
     },
 }
 
 impl SignerConnection {
-    async fn sign(&mut self, payload: &[u8]) -> Result<()> {
+    /// Signs `payload`; returns the endpoint that signed.
+    async fn sign(&mut self, payload: &[u8]) -> Result<&str> {
         match self {
             SignerConnection::Native { client, keyid } => {
                 client
                     .sign_raw(keyid, payload.to_vec(), proto::SignatureFormat::Tuf)
                     .await?;
+                Ok(client.endpoint())
             }
-            SignerConnection::Notary { client, key_id } => {
+            SignerConnection::Notary {
+                client,
+                key_id,
+                endpoint,
+            } => {
                 let request = notary::SignatureRequest {
                     key_id: Some(key_id.clone()),
                     content: payload.to_vec(),
                 };
                 client.sign(request).await?;
+                Ok(endpoint)
             }
         }
-        Ok(())
     }
 }
 
@@ -100,7 +112,7 @@ impl BenchKey {
                 bench_key(&mut target.connect().await?).await?,
             )),
             Protocol::Notary => {
-                let channel = notary_target(target)?.channel().await?;
+                let channel = notary_target(target)?.channel(0).await?;
                 let mut keys = KeyManagementClient::new(channel);
                 let created = keys
                     .create_key(notary::CreateKeyRequest {
@@ -119,16 +131,21 @@ impl BenchKey {
         }
     }
 
-    async fn connect(&self, target: &Target) -> Result<SignerConnection> {
+    /// Worker `index`'s connection, to endpoint `index` (modulo their number).
+    async fn connect(&self, target: &Target, index: usize) -> Result<SignerConnection> {
         Ok(match self {
             BenchKey::Native(keyid) => SignerConnection::Native {
-                client: Box::new(target.connect().await?),
+                client: Box::new(target.connect_from(index).await?),
                 keyid: keyid.clone(),
             },
-            BenchKey::Notary(key_id) => SignerConnection::Notary {
-                client: SignerClient::new(notary_target(target)?.channel().await?),
-                key_id: key_id.clone(),
-            },
+            BenchKey::Notary(key_id) => {
+                let tls = notary_target(target)?;
+                SignerConnection::Notary {
+                    client: SignerClient::new(tls.channel(index).await?),
+                    key_id: key_id.clone(),
+                    endpoint: tls.addrs[index % tls.addrs.len()].clone(),
+                }
+            }
         })
     }
 }
@@ -149,6 +166,8 @@ struct WorkerReport {
     latencies: Vec<Duration>,
     errors: u64,
     first_error: Option<String>,
+    /// Signatures by endpoint.
+    per_endpoint: BTreeMap<String, u64>,
 }
 
 pub async fn run(target: &Target, args: BenchArgs, json: bool) -> Result<()> {
@@ -162,8 +181,8 @@ pub async fn run(target: &Target, args: BenchArgs, json: bool) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(args.duration);
 
     let mut workers = Vec::with_capacity(args.concurrency);
-    for _ in 0..args.concurrency {
-        let connection = key.connect(target).await?;
+    for index in 0..args.concurrency {
+        let connection = key.connect(target, index).await?;
         workers.push(tokio::spawn(worker(connection, payload.clone(), deadline)));
     }
     let started = Instant::now();
@@ -175,13 +194,20 @@ pub async fn run(target: &Target, args: BenchArgs, json: bool) -> Result<()> {
         all.latencies.extend(report.latencies);
         all.errors += report.errors;
         all.first_error = all.first_error.or(report.first_error);
+        for (endpoint, signs) in report.per_endpoint {
+            *all.per_endpoint.entry(endpoint).or_default() += signs;
+        }
     }
+    let several = match target {
+        Target::Tls(tls) => tls.addrs.len() > 1 || all.per_endpoint.len() > 1,
+        Target::Unix { .. } => false,
+    };
     let elapsed = started.elapsed().as_secs_f64();
     all.latencies.sort_unstable();
     let signs_per_sec = all.latencies.len() as f64 / elapsed;
     let p50 = percentile_ms(&all.latencies, 0.50);
     let p99 = percentile_ms(&all.latencies, 0.99);
-    let report = json!({
+    let mut report = json!({
         "protocol": args.protocol.name(),
         "concurrency": args.concurrency,
         "duration_secs": elapsed,
@@ -193,6 +219,9 @@ pub async fn run(target: &Target, args: BenchArgs, json: bool) -> Result<()> {
         "errors": all.errors,
         "first_error": all.first_error,
     });
+    if several {
+        report["per_endpoint"] = json!(all.per_endpoint);
+    }
     if json {
         println!("{report}");
     } else {
@@ -203,6 +232,11 @@ pub async fn run(target: &Target, args: BenchArgs, json: bool) -> Result<()> {
             args.concurrency,
             all.errors
         );
+        if several {
+            for (endpoint, signs) in &all.per_endpoint {
+                println!("{endpoint}: {signs} signs");
+            }
+        }
         if let Some(error) = &all.first_error {
             println!("first error: {error}");
         }
@@ -219,7 +253,14 @@ async fn worker(
     while Instant::now() < deadline {
         let started = Instant::now();
         match connection.sign(&payload).await {
-            Ok(_) => report.latencies.push(started.elapsed()),
+            Ok(endpoint) => {
+                report.latencies.push(started.elapsed());
+                if let Some(signs) = report.per_endpoint.get_mut(endpoint) {
+                    *signs += 1;
+                } else {
+                    report.per_endpoint.insert(endpoint.to_owned(), 1);
+                }
+            }
             Err(error) => {
                 report.errors += 1;
                 report.first_error.get_or_insert_with(|| error.to_string());

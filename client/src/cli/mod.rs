@@ -55,8 +55,11 @@ struct Global {
 #[derive(Clone, Debug, Default, Args)]
 pub struct TlsArgs {
     /// Reach tufkeyd over TCP with mutual TLS (needs --tls-ca, --tls-cert, --tls-key).
+    /// Repeat it for replicas (a DNS name with several addresses counts as one per
+    /// address): calls fail over to the next one that answers; requests that must
+    /// not run twice (generate, delete, unlock, imports) are never resent.
     #[arg(long, value_name = "https://HOST:PORT")]
-    addr: Option<String>,
+    addr: Vec<String>,
     /// PEM CA certificate that verifies the server's TLS certificate.
     #[arg(long = "tls-ca", value_name = "FILE")]
     ca: Option<PathBuf>,
@@ -72,7 +75,11 @@ impl TlsArgs {
     /// These settings, each falling back to `outer`'s.
     pub fn or(self, outer: TlsArgs) -> TlsArgs {
         TlsArgs {
-            addr: self.addr.or(outer.addr),
+            addr: if self.addr.is_empty() {
+                outer.addr
+            } else {
+                self.addr
+            },
             ca: self.ca.or(outer.ca),
             cert: self.cert.or(outer.cert),
             key: self.key.or(outer.key),
@@ -87,28 +94,61 @@ pub enum Target {
     Tls(TlsTarget),
 }
 
-/// A TCP address and the files for mutual TLS.
+/// TCP addresses (one per replica, at least one) and the files for mutual TLS.
 #[derive(Clone, Debug)]
 pub struct TlsTarget {
-    pub addr: String,
+    pub addrs: Vec<String>,
     pub ca: PathBuf,
     pub cert: PathBuf,
     pub key: PathBuf,
 }
 
 impl TlsTarget {
-    /// A new TLS connection (channels are not shared between callers of this).
-    pub async fn channel(&self) -> Result<tonic::transport::Channel> {
-        Client::tls_channel(&self.addr, &self.ca, Some((&self.cert, &self.key))).await
+    /// A new TLS connection to the `index`th address (modulo their number; channels
+    /// are not shared between callers of this).
+    pub async fn channel(&self, index: usize) -> Result<tonic::transport::Channel> {
+        let addr = &self.addrs[index % self.addrs.len()];
+        Client::tls_channel(addr, &self.ca, Some((&self.cert, &self.key))).await
+    }
+
+    /// Every address, with DNS names of several addresses expanded.
+    pub async fn endpoints(&self) -> Result<tufkey::TlsEndpoints> {
+        tufkey::TlsEndpoints::resolve(&self.addrs, &self.ca, &self.cert, &self.key).await
     }
 }
 
 impl Target {
-    /// A new connection to tufkeyd's native API.
+    /// A new connection to tufkeyd's native API (failing over between replicas).
     pub async fn connect(&self) -> Result<Client> {
+        self.connect_from(0).await
+    }
+
+    /// [`Target::connect`], its calls going first to the `first`th endpoint (modulo
+    /// their number): how `bench` spreads connections.
+    pub async fn connect_from(&self, first: usize) -> Result<Client> {
         match self {
             Target::Unix { socket, server } => Client::connect_unix_as(socket, *server).await,
-            Target::Tls(tls) => Ok(Client::from_channel(tls.channel().await?)),
+            Target::Tls(tls) => tls.endpoints().await?.connect_from(first).await,
+        }
+    }
+
+    /// One client per endpoint, each talking to that endpoint alone: for work that
+    /// concerns each replica itself (`audit verify`). A replica that cannot be reached
+    /// is its own `Err`.
+    pub async fn connect_each(&self) -> Result<Vec<(String, Result<Client>)>> {
+        match self {
+            Target::Unix { socket, server } => Ok(vec![(
+                socket.display().to_string(),
+                Client::connect_unix_as(socket, *server).await,
+            )]),
+            Target::Tls(tls) => {
+                let endpoints = tls.endpoints().await?;
+                let mut each = Vec::with_capacity(endpoints.len());
+                for (index, name) in endpoints.names().enumerate() {
+                    each.push((name.to_owned(), endpoints.connect_only(index).await));
+                }
+                Ok(each)
+            }
         }
     }
 }
@@ -119,7 +159,7 @@ fn resolve_target(
     server_uid: Option<&str>,
     tls: TlsArgs,
 ) -> Result<Target> {
-    let Some(addr) = tls.addr else {
+    if tls.addr.is_empty() {
         if tls.ca.is_some() || tls.cert.is_some() || tls.key.is_some() {
             return Err(Error::Usage(
                 "--tls-ca, --tls-cert and --tls-key only apply with --addr https://HOST:PORT"
@@ -134,7 +174,7 @@ fn resolve_target(
             socket: socket.unwrap_or_else(tufkey::default_socket_path),
             server,
         });
-    };
+    }
     if socket.is_some() {
         return Err(Error::Usage(
             "use either --socket or --addr, not both".into(),
@@ -148,7 +188,7 @@ fn resolve_target(
         })
     };
     Ok(Target::Tls(TlsTarget {
-        addr,
+        addrs: tls.addr,
         ca: required(tls.ca, "--tls-ca")?,
         cert: required(tls.cert, "--tls-cert")?,
         key: required(tls.key, "--tls-key")?,
@@ -219,6 +259,14 @@ impl Cli {
             let tls = std::mem::take(&mut args.tls).or(self.tls);
             return bench::run(&resolve_target(socket, server_uid, tls)?, args, json).await;
         }
+        if let Command::Audit(command) = self.command {
+            return audit::run(
+                &resolve_target(socket, server_uid, self.tls)?,
+                command,
+                json,
+            )
+            .await;
+        }
         if let Command::Doctor(args) = self.command {
             return doctor::run(&resolve_target(socket, server_uid, self.tls)?, args, json).await;
         }
@@ -239,7 +287,6 @@ impl Cli {
             Command::Lock => session::lock(client, json).await,
             Command::Device(command) => device::run(client, command, json).await,
             Command::Policy(command) => policy::run(client, command, json).await,
-            Command::Audit(command) => audit::run(client, command, json).await,
             Command::Backup(args) => migrate::backup(client, args, json).await,
             Command::Restore(args) => migrate::restore(client, args, json).await,
             Command::Transfer(command) => migrate::transfer(client, command, json).await,
@@ -247,7 +294,11 @@ impl Cli {
             Command::Export(command) => docker::export(client, command, json).await,
             Command::Repo(command) => repo::run(client, command, json).await,
             Command::Dct(command) => dct::run(client, command, json).await,
-            Command::Bench(_) | Command::Doctor(_) | Command::Completions(_) | Command::Man(_) => {
+            Command::Bench(_)
+            | Command::Doctor(_)
+            | Command::Audit(_)
+            | Command::Completions(_)
+            | Command::Man(_) => {
                 unreachable!("handled above")
             }
         }

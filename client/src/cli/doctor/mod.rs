@@ -109,9 +109,12 @@ pub async fn run(target: &Target, args: DoctorArgs, json: bool) -> Result<()> {
             checks.extend(found);
             client.map(|(client, uid)| (client, Some(uid)))
         }
-        Target::Tls(tls) => match target.connect().await {
+        Target::Tls(_) => match target.connect().await {
             Ok(client) => {
-                checks.push(Check::ok("daemon", format!("reachable at {}", tls.addr)));
+                checks.push(Check::ok(
+                    "daemon",
+                    format!("reachable at {}", client.endpoint()),
+                ));
                 Some((client, None))
             }
             Err(error) => {
