@@ -8,8 +8,11 @@
 #                --tls-cert client.crt --tls-key client.key --concurrency C --duration D
 #                --payload-bytes 512 --json
 # (one CreateKey("ecdsa"), then Sign of the same 512-byte payload back to back, one
-# connection per worker), and prints a markdown table with the ratio
-# tufkeyd / notary-signer. Not a test: numbers depend on the machine.
+# connection per worker), reads each SERVER's CPU time (utime+stime from
+# /proc/PID/stat) around the run, and prints a markdown table: signs/s, p50, p99 and
+# server CPU µs per Sign, with the ratios tufkeyd / notary-signer. On 2 cores the load
+# tool competes with the servers, so the CPU column is the fair comparison.
+# Not a test: numbers depend on the machine.
 #
 # Env: DURATION (seconds per run, default 10), CONCURRENCY (default "1 16"),
 #      BUILD=0 to skip `cargo build --release --bins`,
@@ -40,9 +43,13 @@ trap cleanup EXIT
 SIGNER_PORT=$(free_port)
 NOTARY_LOG_LEVEL=error "$HERE/notary/start-signer.sh" "$T" "$SIGNER_PORT" >/dev/null
 TUFKEYD_PORT=$(free_port)
-TUFKEYD_BIN=$BIN_DIR/tufkeyd RUST_LOG=warn "$HERE/notary/start-tufkeyd.sh" "$T" "$TUFKEYD_PORT" >/dev/null
+TUFKEYD_BIN=$BIN_DIR/tufkeyd TUFKEY_ALLOW_SUBJECTS="notary-server tufkey-test-client" \
+  RUST_LOG=warn "$HERE/notary/start-tufkeyd.sh" "$T" "$TUFKEYD_PORT" >/dev/null
 
-# bench NAME PORT CONCURRENCY SECS — one run, JSON to $T/NAME-cC.json
+declare -A SERVER_PID=([notary-signer]=$(cat "$T/notary-signer.pid") [tufkeyd]=$(cat "$T/tufkeyd.pid"))
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# bench NAME PORT CONCURRENCY SECS — one run, JSON on stdout
 bench() {
   "$BIN_DIR/tufkey" bench --protocol notary --addr "https://127.0.0.1:$2" \
     --tls-ca "$T/ca.crt" --tls-cert "$T/client.crt" --tls-key "$T/client.key" \
@@ -59,7 +66,12 @@ done
 for c in $CONCURRENCY; do
   for name_port in "notary-signer:$SIGNER_PORT" "tufkeyd:$TUFKEYD_PORT"; do
     name=${name_port%%:*}
-    bench "$name" "${name_port##*:}" "$c" "$DURATION" > "$T/$name-c$c.json"
+    before=$(cpu_ticks "${SERVER_PID[$name]}")
+    bench "$name" "${name_port##*:}" "$c" "$DURATION" > "$T/run.json"
+    after=$(cpu_ticks "${SERVER_PID[$name]}")
+    jq --argjson ticks "$((after - before))" --argjson hz "$(getconf CLK_TCK)" \
+      '. + {server_cpu_us_per_sign: (if .signs > 0 then $ticks / $hz * 1e6 / .signs else null end)}' \
+      "$T/run.json" > "$T/$name-c$c.json"
     errors=$(field "$name-c$c" .errors)
     [ "$errors" = 0 ] || die "$name at concurrency $c: $errors errors, first: $(field "$name-c$c" .first_error)"
   done
@@ -67,15 +79,17 @@ done
 
 echo "tufkey bench --protocol notary, ${DURATION}s per run, ${PAYLOAD_BYTES}-byte payload, mTLS on loopback, $(nproc) CPUs ($(uname -m))"
 echo
-echo "| concurrency | server | signs/s | p50 ms | p99 ms |"
-echo "| ---: | --- | ---: | ---: | ---: |"
+echo "| concurrency | server | signs/s | p50 ms | p99 ms | server CPU µs/Sign |"
+echo "| ---: | --- | ---: | ---: | ---: | ---: |"
 for c in $CONCURRENCY; do
   for name in notary-signer tufkeyd; do
-    printf '| %s | %s | %.0f | %.3f | %.3f |\n' "$c" "$name" \
-      "$(field "$name-c$c" .signs_per_sec)" "$(field "$name-c$c" .p50_ms)" "$(field "$name-c$c" .p99_ms)"
+    printf '| %s | %s | %.0f | %.3f | %.3f | %.1f |\n' "$c" "$name" \
+      "$(field "$name-c$c" .signs_per_sec)" "$(field "$name-c$c" .p50_ms)" "$(field "$name-c$c" .p99_ms)" \
+      "$(field "$name-c$c" .server_cpu_us_per_sign)"
   done
-  printf '| %s | **tufkeyd / notary-signer** | **%s×** | %s× | **%s×** |\n' "$c" \
+  printf '| %s | **tufkeyd / notary-signer** | **%s×** | %s× | **%s×** | **%s×** |\n' "$c" \
     "$(ratio "$(field "tufkeyd-c$c" .signs_per_sec)" "$(field "notary-signer-c$c" .signs_per_sec)")" \
     "$(ratio "$(field "tufkeyd-c$c" .p50_ms)" "$(field "notary-signer-c$c" .p50_ms)")" \
-    "$(ratio "$(field "tufkeyd-c$c" .p99_ms)" "$(field "notary-signer-c$c" .p99_ms)")"
+    "$(ratio "$(field "tufkeyd-c$c" .p99_ms)" "$(field "notary-signer-c$c" .p99_ms)")" \
+    "$(ratio "$(field "tufkeyd-c$c" .server_cpu_us_per_sign)" "$(field "notary-signer-c$c" .server_cpu_us_per_sign)")"
 done

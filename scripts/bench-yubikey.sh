@@ -6,6 +6,7 @@
 # set (first serial); otherwise starts one card (serial 1001) with its own pcscd
 # (needs scripts/vcard/install.sh) and stops it afterwards. Resets that card.
 # Usage: scripts/bench-yubikey.sh [ROUNDS]
+# Env: BASE_BIN_DIR=DIR also measures that (older) build's tufkeyd, same card, same run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 rounds=${1:-200}
@@ -21,4 +22,7 @@ serial=${TUFKEY_VCARD_SERIALS%%,*}
 cargo build --release --bins -p tufkeyd -p tufkey
 cargo build --release -p tufkey-e2e --example bench_yubikey
 target=$(cargo metadata --format-version 1 --no-deps | grep -o '"target_directory":"[^"]*"' | cut -d'"' -f4)
-TUFKEY_BIN_DIR=$target/release "$target/release/examples/bench_yubikey" "$serial" "$rounds"
+for bin_dir in ${BASE_BIN_DIR:-} "$target/release"; do
+    echo "tufkeyd from $bin_dir:"
+    TUFKEY_BIN_DIR=$bin_dir "$target/release/examples/bench_yubikey" "$serial" "$rounds"
+done

@@ -1,5 +1,6 @@
 //! `tufkey.v1.Signing`: sign raw bytes, or a whole TUF metadata document (admitted
-//! under the memory budget of [`super::budget`]).
+//! under the memory budget of [`super::budget`]), replying with the signed document
+//! or, for callers that keep their text, only the edit that adds the signatures.
 
 use super::convert::{format_from_proto, format_to_proto, required_keyid};
 use super::guard::{Call, Guard, Rpc};
@@ -46,7 +47,7 @@ impl SigningService {
     async fn sign_metadata_for(
         &self,
         call: &mut Call,
-        request: pb::SignMetadataRequest,
+        mut request: pb::SignMetadataRequest,
     ) -> Result<pb::SignMetadataResponse, Error> {
         if request.keyids.is_empty() {
             return Err(Error::invalid(
@@ -62,10 +63,15 @@ impl SigningService {
                 keys.push(key);
             }
         }
-        let document_bytes = request.document;
+        let document_bytes = std::mem::take(&mut request.document);
+        let signatures_only = request.signatures_only;
         // Parsing and canonicalising a large document is CPU work: off the async threads.
         let (mut document, digest) = blocking::run(move || {
-            let document = MetadataDocument::parse(document_bytes)?;
+            let document = if signatures_only {
+                MetadataDocument::parse_for_splice(document_bytes)?
+            } else {
+                MetadataDocument::parse(document_bytes)?
+            };
             let digest: [u8; 32] = Sha256::digest(document.signed_bytes()).into();
             Ok::<_, Error>((document, digest))
         })
@@ -79,10 +85,23 @@ impl SigningService {
                 signature::encode(&signature, SignatureFormat::Tuf),
             );
         }
+        let signed_by = keys.iter().map(|key| key.keyid.clone()).collect();
+        if signatures_only {
+            // Frees the caller's document too: off the async threads as well.
+            let splice = blocking::run(move || Ok::<_, Error>(document.into_splice())).await?;
+            return Ok(pb::SignMetadataResponse {
+                document: Vec::new(),
+                signed_by,
+                splice_start: splice.range.start as u64,
+                splice_end: splice.range.end as u64,
+                splice_text: splice.text,
+            });
+        }
         let document = blocking::run(move || Ok::<_, Error>(document.into_bytes())).await?;
         Ok(pb::SignMetadataResponse {
             document,
-            signed_by: keys.iter().map(|key| key.keyid.clone()).collect(),
+            signed_by,
+            ..Default::default()
         })
     }
 }

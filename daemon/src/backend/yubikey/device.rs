@@ -6,8 +6,13 @@
 //! blocking thread (see [`super::YubiKeyBackend`]). When another program resets
 //! the card, the connection is reopened and the operation tried once more — this
 //! never repeats a PIN the card refused: a wrong PIN is an error, not a reset.
+//!
+//! While a connection stays open, signatures learn the card's PIN state
+//! ([`KnownPinState`]) so that back-to-back signatures skip the card exchanges that
+//! only re-establish it; any other operation, and any new connection, starts over.
 
 use super::error::YubiKeyError;
+use super::identity::CardIdentity;
 use std::sync::{Mutex, MutexGuard};
 use yubikey::YubiKey;
 
@@ -33,12 +38,41 @@ impl From<YubiKeyError> for CardError {
 /// Shorthand for operations on a card.
 pub type CardResult<T> = Result<T, CardError>;
 
+/// What the daemon learned about the card on the current connection. A card cannot
+/// change behind an open connection (removing it breaks the connection), so its
+/// identity, once read, holds; after the cached PIN was accepted the card's PIN
+/// counter is full. Kept only across signatures: every other operation (which may
+/// verify a typed PIN, change PINs, or reset the card) and every reconnection starts
+/// from nothing.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct KnownPinState {
+    /// The identity read on this connection.
+    pub card: Option<CardIdentity>,
+    /// The last VERIFY on this connection was the cached PIN and the card accepted it.
+    pub pin_accepted: bool,
+}
+
+/// An open connection and what has been learned on it.
+struct Connection {
+    yubikey: YubiKey,
+    known: KnownPinState,
+}
+
+impl Connection {
+    fn new(yubikey: YubiKey) -> Self {
+        Connection {
+            yubikey,
+            known: KnownPinState::default(),
+        }
+    }
+}
+
 /// A YubiKey the daemon has seen in a reader.
 pub struct Device {
     pub serial: u32,
     pub reader: String,
     pub firmware: String,
-    card: Mutex<Option<YubiKey>>,
+    card: Mutex<Option<Connection>>,
 }
 
 impl Device {
@@ -48,25 +82,39 @@ impl Device {
             serial: yubikey.serial().0,
             reader: yubikey.name().to_owned(),
             firmware: yubikey.version().to_string(),
-            card: Mutex::new(Some(yubikey)),
+            card: Mutex::new(Some(Connection::new(yubikey))),
         }
     }
 
     /// Runs `operation` on the card, reopening the connection once if the card
     /// was reset or the connection dropped. Blocking: call from a blocking thread.
+    /// Forgets what signatures learned about the card's PIN state.
     pub fn run<T>(
         &self,
         mut operation: impl FnMut(&mut YubiKey) -> CardResult<T>,
     ) -> Result<T, YubiKeyError> {
+        self.run_signing(|yubikey, known| {
+            *known = KnownPinState::default();
+            operation(yubikey)
+        })
+    }
+
+    /// [`Device::run`] for a signature: `operation` also gets what earlier
+    /// signatures on this connection learned, and updates it.
+    pub fn run_signing<T>(
+        &self,
+        mut operation: impl FnMut(&mut YubiKey, &mut KnownPinState) -> CardResult<T>,
+    ) -> Result<T, YubiKeyError> {
         let mut card = self.lock();
         for attempt in 0..2 {
             if card.is_none() {
-                *card = Some(open_reader(&self.reader, self.serial).map_err(|e| self.error(e))?);
+                let yubikey = open_reader(&self.reader, self.serial).map_err(|e| self.error(e))?;
+                *card = Some(Connection::new(yubikey));
             }
-            let Some(yubikey) = card.as_mut() else {
+            let Some(connection) = card.as_mut() else {
                 continue;
             };
-            match operation(yubikey) {
+            match operation(&mut connection.yubikey, &mut connection.known) {
                 Ok(value) => return Ok(value),
                 Err(CardError::Card(error)) if attempt == 0 && was_reset(&error) => {
                     tracing::debug!(
@@ -92,8 +140,8 @@ impl Device {
     /// Drops the connection, resetting the card: it forgets the verified PIN and
     /// management key, and so does the `yubikey` library's own copy of the PIN.
     pub fn log_out(&self) {
-        if let Some(yubikey) = self.lock().take() {
-            drop(yubikey);
+        if let Some(connection) = self.lock().take() {
+            drop(connection);
         }
     }
 
@@ -102,15 +150,15 @@ impl Device {
         card_error(self.serial, error)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Option<YubiKey>> {
+    fn lock(&self) -> MutexGuard<'_, Option<Connection>> {
         self.card.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// Leaves the card as it is (no reset) when dropping a dead connection.
-fn forget_connection(card: &mut Option<YubiKey>) {
-    if let Some(yubikey) = card.take() {
-        let _ = yubikey.disconnect(pcsc::Disposition::LeaveCard);
+fn forget_connection(card: &mut Option<Connection>) {
+    if let Some(connection) = card.take() {
+        let _ = connection.yubikey.disconnect(pcsc::Disposition::LeaveCard);
     }
 }
 

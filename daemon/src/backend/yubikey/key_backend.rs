@@ -8,7 +8,7 @@ use super::certificate::{self, KeyMetadata};
 use super::device::CardResult;
 use super::error::YubiKeyError;
 use super::pin::{self, PinCache};
-use super::{mgmt, on_device, slots, YubiKeyBackend};
+use super::{mgmt, on_device, on_device_signing, slots, YubiKeyBackend};
 use crate::blocking;
 use crate::error::Result;
 use crate::keys::{
@@ -63,15 +63,15 @@ impl KeyBackend for YubiKeyBackend {
         }
         let presence = self.presence.clone();
         let digest_bytes = *digest;
-        let der = on_device(device, move |yubikey| {
-            pin::verify_cached(&presence.pins, at.serial, yubikey)?;
+        let der = on_device_signing(device, move |yubikey, known| {
+            pin::verify_cached_known(&presence.pins, at.serial, yubikey, known)?;
             let slot = at.slot.into();
             let signature = match piv::sign_data(yubikey, &digest_bytes, AlgorithmId::EccP256, slot)
             {
                 // Another program selected PIV between VERIFY and SIGN and the
                 // card forgot the (correct) PIN: verify it once more.
                 Err(yubikey::Error::AuthenticationError) => {
-                    pin::verify_cached(&presence.pins, at.serial, yubikey)?;
+                    pin::verify_cached_known(&presence.pins, at.serial, yubikey, known)?;
                     piv::sign_data(yubikey, &digest_bytes, AlgorithmId::EccP256, slot)?
                 }
                 other => other?,

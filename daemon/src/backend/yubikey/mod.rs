@@ -94,13 +94,28 @@ async fn on_device<T: Send + 'static>(
     operation: impl FnMut(&mut YubiKey) -> CardResult<T> + Send + 'static,
 ) -> Result<T, YubiKeyError> {
     let serial = device.serial;
-    tokio::time::timeout(
-        OPERATION_DEADLINE,
-        blocking::run(move || device.run(operation)),
-    )
-    .await
-    .map_err(|_| YubiKeyError::Timeout {
-        serial,
-        seconds: OPERATION_DEADLINE.as_secs(),
-    })?
+    within_deadline(serial, move || device.run(operation)).await
+}
+
+/// [`on_device`] for a signature, with what earlier signatures on the same
+/// connection learned about the card ([`device::KnownPinState`]).
+async fn on_device_signing<T: Send + 'static>(
+    device: Arc<Device>,
+    operation: impl FnMut(&mut YubiKey, &mut device::KnownPinState) -> CardResult<T> + Send + 'static,
+) -> Result<T, YubiKeyError> {
+    let serial = device.serial;
+    within_deadline(serial, move || device.run_signing(operation)).await
+}
+
+/// Runs a card operation on a blocking thread, failing after the deadline.
+async fn within_deadline<T: Send + 'static>(
+    serial: u32,
+    run: impl FnOnce() -> Result<T, YubiKeyError> + Send + 'static,
+) -> Result<T, YubiKeyError> {
+    tokio::time::timeout(OPERATION_DEADLINE, blocking::run(run))
+        .await
+        .map_err(|_| YubiKeyError::Timeout {
+            serial,
+            seconds: OPERATION_DEADLINE.as_secs(),
+        })?
 }

@@ -6,7 +6,7 @@
 //! left only when the caller says `force` (a wrong one would block the card).
 //! Never logged, never in an error message.
 
-use super::device::{card_error, CardResult};
+use super::device::{card_error, CardResult, KnownPinState};
 use super::error::YubiKeyError;
 use super::identity::{self, CardIdentity};
 use crate::keys::Pin;
@@ -180,10 +180,33 @@ pub fn verify_cached(
     serial: u32,
     yubikey: &mut yubikey::YubiKey,
 ) -> CardResult<Pin> {
+    verify_cached_known(pins, serial, yubikey, &mut KnownPinState::default())
+}
+
+/// [`verify_cached`] for signatures on one open connection: what `known` says was
+/// learned on it is not asked of the card again. Once this connection read the
+/// card's identity, that is not read again; once the card accepted the cached PIN
+/// (which fills its counter), the tries are not read before the next VERIFY of the
+/// same PIN. So back-to-back signatures cost VERIFY + SIGN, what the slot's PIN
+/// policy needs. A refused PIN still clears the cache and is never retried, and
+/// `known` is reset before every VERIFY and set again only when the card accepts.
+/// (Another program could spend PIN tries on a shared card in between; the cached
+/// PIN is one this card accepted, so sending it again resets the counter rather
+/// than spending a try, unless the PIN was changed meanwhile.)
+pub fn verify_cached_known(
+    pins: &PinCache,
+    serial: u32,
+    yubikey: &mut yubikey::YubiKey,
+    known: &mut KnownPinState,
+) -> CardResult<Pin> {
     let (pin, bound) = pins
         .get(serial)
         .ok_or(YubiKeyError::PinRequired { serial })?;
-    let card = identity::read(yubikey)?;
+    let card = match known.card {
+        Some(card) => card,
+        None => identity::read(yubikey)?,
+    };
+    known.card = Some(card);
     if card != bound {
         tracing::warn!(
             serial,
@@ -193,12 +216,16 @@ pub fn verify_cached(
         );
         return Err(YubiKeyError::NotTheSameCard { serial }.into());
     }
-    match tries_left(yubikey)? {
-        Some(0) => return Err(YubiKeyError::PinBlocked { serial }.into()),
-        Some(1) => return Err(YubiKeyError::LastPinTry { serial }.into()),
-        _ => {}
+    if !known.pin_accepted {
+        match tries_left(yubikey)? {
+            Some(0) => return Err(YubiKeyError::PinBlocked { serial }.into()),
+            Some(1) => return Err(YubiKeyError::LastPinTry { serial }.into()),
+            _ => {}
+        }
     }
+    known.pin_accepted = false;
     verify_typed(pins, serial, yubikey, &pin)?;
+    known.pin_accepted = true;
     Ok(pin)
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use std::cmp::Ordering;
 
 fn canonical(text: &str) -> String {
     let mut tree = Json::parse(text).unwrap();
@@ -134,4 +135,39 @@ fn the_root_is_the_empty_pointer_and_an_empty_key_is_slash() {
     );
     assert!(error_of(r#"{"": 1.5}"#).contains("at /: the number"));
     assert!(error_of(r#"{"a/b~": {"": [0, -0]}}"#).contains("at /a~1b~0//1: the number -0.0"));
+}
+
+#[test]
+fn the_fast_escaped_order_check_agrees_with_comparing_escaped_keys() {
+    let alphabet: &[u8] = b"\x01 !\"#/[\\]a\x7f";
+    let mut keys: Vec<Vec<u8>> = vec![Vec::new()];
+    for _ in 0..2 {
+        let longer: Vec<Vec<u8>> = keys
+            .iter()
+            .flat_map(|key| {
+                alphabet.iter().map(move |byte| {
+                    let mut next = key.clone();
+                    next.push(*byte);
+                    next
+                })
+            })
+            .collect();
+        keys.extend(longer);
+    }
+    keys.sort();
+    keys.dedup();
+    let mut checked = 0;
+    for lower in &keys {
+        for higher in keys.iter().filter(|higher| *higher > lower) {
+            let (a, b) = (
+                std::str::from_utf8(lower).unwrap(),
+                std::str::from_utf8(higher).unwrap(),
+            );
+            let expected = escaped_quoted(a).cmp(escaped_quoted(b)) == Ordering::Less;
+            assert_eq!(escaped_order_agrees(lower, higher), expected, "{a:?} {b:?}");
+            checked += 1;
+        }
+    }
+    assert!(checked > 8_000, "{checked}");
+    assert!(!escaped_order_agrees(b"a", b"a"));
 }

@@ -206,20 +206,28 @@ class SignRawResponse(_message.Message):
     def __init__(self, keyid: _Optional[str] = ..., format: _Optional[_Union[SignatureFormat, str]] = ..., signature: _Optional[str] = ...) -> None: ...
 
 class SignMetadataRequest(_message.Message):
-    __slots__ = ("document", "keyids")
+    __slots__ = ("document", "keyids", "signatures_only")
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     KEYIDS_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURES_ONLY_FIELD_NUMBER: _ClassVar[int]
     document: bytes
     keyids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, document: _Optional[bytes] = ..., keyids: _Optional[_Iterable[str]] = ...) -> None: ...
+    signatures_only: bool
+    def __init__(self, document: _Optional[bytes] = ..., keyids: _Optional[_Iterable[str]] = ..., signatures_only: _Optional[bool] = ...) -> None: ...
 
 class SignMetadataResponse(_message.Message):
-    __slots__ = ("document", "signed_by")
+    __slots__ = ("document", "signed_by", "splice_start", "splice_end", "splice_text")
     DOCUMENT_FIELD_NUMBER: _ClassVar[int]
     SIGNED_BY_FIELD_NUMBER: _ClassVar[int]
+    SPLICE_START_FIELD_NUMBER: _ClassVar[int]
+    SPLICE_END_FIELD_NUMBER: _ClassVar[int]
+    SPLICE_TEXT_FIELD_NUMBER: _ClassVar[int]
     document: bytes
     signed_by: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, document: _Optional[bytes] = ..., signed_by: _Optional[_Iterable[str]] = ...) -> None: ...
+    splice_start: int
+    splice_end: int
+    splice_text: bytes
+    def __init__(self, document: _Optional[bytes] = ..., signed_by: _Optional[_Iterable[str]] = ..., splice_start: _Optional[int] = ..., splice_end: _Optional[int] = ..., splice_text: _Optional[bytes] = ...) -> None: ...
 
 class UnlockRequest(_message.Message):
     __slots__ = ("passphrase",)
