@@ -5,7 +5,7 @@
 //!
 //! Every process started here is killed when its guard drops.
 
-use crate::daemon::{Daemon, DaemonOptions, Sandbox};
+use crate::daemon::{bin_dir, CliOutput, Daemon, DaemonOptions, Sandbox};
 use crate::verify::workspace_root;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -59,6 +59,27 @@ impl Pki {
         let path = self.dir.join(name);
         assert!(path.is_file(), "make-certs.sh wrote no {}", path.display());
         path
+    }
+
+    /// `tufkey --addr A1 --addr A2 ... --tls-ca ca.crt --tls-cert client.crt
+    /// --tls-key client.key ARGS`: the CLI over TCP + mutual TLS to every address.
+    pub fn cli_over_tls(&self, addrs: &[String], args: &[&str]) -> CliOutput {
+        let mut command = Command::new(bin_dir().join("tufkey"));
+        for addr in addrs {
+            command.args(["--addr", addr]);
+        }
+        for (flag, file) in [
+            ("--tls-ca", "ca.crt"),
+            ("--tls-cert", "client.crt"),
+            ("--tls-key", "client.key"),
+        ] {
+            command.arg(flag).arg(self.file(file));
+        }
+        let output = command
+            .args(args)
+            .output()
+            .expect("spawn tufkey (run `cargo build --bins` first)");
+        CliOutput::from_output(output)
     }
 }
 
@@ -213,6 +234,25 @@ pub struct ClientFlow {
     pub signer_keys: Vec<(String, String)>,
 }
 
+impl ClientFlow {
+    /// Asserts every step passed and notary-server kept exactly its snapshot and
+    /// timestamp keys in the signer.
+    pub fn assert_passed_with_server_keys(&self) {
+        assert!(
+            self.stdout.contains("client-flow: all 32 steps passed"),
+            "{}",
+            self.stdout
+        );
+        let mut roles: Vec<&str> = self
+            .signer_keys
+            .iter()
+            .map(|(role, _)| role.as_str())
+            .collect();
+        roles.sort_unstable();
+        assert_eq!(roles, ["snapshot", "timestamp"], "{}", self.stdout);
+    }
+}
+
 /// Runs `client-flow.sh` (the real `notary` CLI, every step checked) for `gun`.
 pub fn client_flow(pki: &Pki, server: &NotaryServer, gun: &str) -> ClientFlow {
     let output = run_script(
@@ -279,7 +319,8 @@ pub fn openssl_handshake(pki: &Pki, port: u16, client: Option<&str>) -> Result<(
     }
 }
 
-fn path_arg(path: &Path) -> String {
+/// A temporary path as a command-line argument.
+pub fn path_arg(path: &Path) -> String {
     path.to_str().expect("temp paths are UTF-8").to_owned()
 }
 

@@ -15,7 +15,7 @@
 //! Everything started here is stopped when its guard drops.
 
 use crate::daemon::{DaemonOptions, Sandbox};
-use crate::notary::{assert_success, free_port, Pki, TlsDaemon};
+use crate::notary::{assert_success, free_port, path_arg, Pki, TlsDaemon};
 use rand_core::{OsRng, RngCore};
 use std::fs;
 use std::io::Write;
@@ -448,25 +448,4 @@ impl Replicas {
             .unwrap_or_else(|| panic!("replica {number} was already killed"));
         replica.tls.daemon.kill9();
     }
-
-    /// `--addr A --addr B ... --tls-ca --tls-cert --tls-key` for the test client
-    /// certificate: the CLI's global flags to reach every given address over mTLS.
-    pub fn cli_tls_args(&self, addrs: &[String]) -> Vec<String> {
-        let mut args = Vec::new();
-        for addr in addrs {
-            args.extend(["--addr".to_string(), addr.clone()]);
-        }
-        for (flag, file) in [
-            ("--tls-ca", "ca.crt"),
-            ("--tls-cert", "client.crt"),
-            ("--tls-key", "client.key"),
-        ] {
-            args.extend([flag.to_string(), path_arg(&self.pki.file(file))]);
-        }
-        args
-    }
-}
-
-fn path_arg(path: &Path) -> String {
-    path.to_str().expect("temp paths are UTF-8").to_owned()
 }

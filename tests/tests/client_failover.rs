@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tufkey::{proto, Client, Error, FailoverError, Rpc, TlsEndpoints};
-use tufkey_e2e::daemon::{bin_dir, CliOutput, Sandbox};
+use tufkey_e2e::daemon::{CliOutput, Sandbox};
 use tufkey_e2e::notary::{Pki, TlsDaemon};
 
 const GUN: &str = "example.com/failover/app";
@@ -114,21 +114,7 @@ impl Cluster {
 
     /// `tufkey --addr URL... --tls-* ARGS...`: the CLI over TCP to every replica.
     fn cli(&self, args: &[&str]) -> CliOutput {
-        let mut command = Command::new(bin_dir().join("tufkey"));
-        for url in self.urls() {
-            command.args(["--addr", &url]);
-        }
-        let output = command
-            .arg("--tls-ca")
-            .arg(self.pki.file("ca.crt"))
-            .arg("--tls-cert")
-            .arg(self.pki.file("client.crt"))
-            .arg("--tls-key")
-            .arg(self.pki.file("client.key"))
-            .args(args)
-            .output()
-            .expect("spawn tufkey (run `cargo build --bins` first)");
-        CliOutput::from_output(output)
+        self.pki.cli_over_tls(&self.urls(), args)
     }
 }
 

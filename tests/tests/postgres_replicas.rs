@@ -14,14 +14,13 @@ use p256::pkcs8::DecodePublicKey;
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tonic::Code;
 use tufkey::proto as pb;
 use tufkey::Client;
-use tufkey_e2e::daemon::{bin_dir, CliOutput};
+use tufkey_e2e::daemon::CliOutput;
 use tufkey_e2e::leak_scan::{encodings_of, ScalarDetector};
 use tufkey_e2e::notary::{client_flow, require_notary_binaries, NotaryServer};
 use tufkey_e2e::postgres::{PgCluster, Replicas};
@@ -90,12 +89,7 @@ impl Setup {
 
     /// `tufkey --addr R1 --addr R2 ... ARGS` with the test client certificate.
     fn cli_through_all(&self, args: &[&str]) -> CliOutput {
-        let output = Command::new(bin_dir().join("tufkey"))
-            .args(self.replicas.cli_tls_args(&self.replicas.addrs()))
-            .args(args)
-            .output()
-            .expect("run tufkey (cargo build --bins first)");
-        CliOutput::from_output(output)
+        self.replicas.pki.cli_over_tls(&self.replicas.addrs(), args)
     }
 }
 
@@ -277,18 +271,7 @@ fn notary_server_publishes_through_replica_one_and_its_keys_reach_the_others() {
     let gun = format!("example.com/tufkey/replicas-{}", std::process::id());
 
     let flow = client_flow(pki, &server, &gun);
-    assert!(
-        flow.stdout.contains("client-flow: all 32 steps passed"),
-        "{}",
-        flow.stdout
-    );
-    let mut roles: Vec<&str> = flow
-        .signer_keys
-        .iter()
-        .map(|(role, _)| role.as_str())
-        .collect();
-    roles.sort_unstable();
-    assert_eq!(roles, ["snapshot", "timestamp"], "{}", flow.stdout);
+    flow.assert_passed_with_server_keys();
 
     // notary-server's keys live in the shared keystore: the other replicas have them.
     runtime().block_on(async {
